@@ -1,0 +1,43 @@
+# Two commands matter: `make run` and `make test`. Both build the environment from
+# the lock file first, with nothing but python3 and make on the machine.
+PYTHON ?= python3
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+VENV   := .venv
+UV_VERSION := 0.13.8
+export UV_PYTHON := $(shell command -v $(PYTHON))
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint typecheck bench env clean
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --quiet
+	@touch $@
+
+env: $(VENV)/.synced
+
+run: env  ## serve the embedded demo config on http://127.0.0.1:8080
+	$(VENV)/bin/switchboard serve $(if $(CONFIG),--config $(CONFIG)) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
+
+test: env  ## everything CI runs: lint, types, then the test suite
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+lint: env
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: env
+	$(VENV)/bin/mypy
+
+bench: env  ## loopback benchmark: nginx upstreams, wrk, gateway pinned to one core
+	bash bench/run.sh
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""What the gateway adds to a provider's answer: `routing_metadata` and its headers."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import msgspec
+
+from providers.chat_types import ChatChunk
+from providers.errors import ProviderError, SwitchboardError
+from routing.metadata import RoutingMetadata
+from routing.router import RoutedStream
+
+log = logging.getLogger("switchboard.stream")
+_encode = msgspec.json.encode
+_DONE = b"data: [DONE]\n\n"
+
+
+def with_metadata(body: bytes, metadata: RoutingMetadata) -> bytes:
+    """Splice `routing_metadata` into a JSON object without re-encoding the rest of it."""
+    head = body.rstrip()[:-1].rstrip()  # drop the closing brace
+    separator = b"" if head.endswith(b"{") else b","
+    return head + separator + b'"routing_metadata":' + _encode(metadata) + b"}"
+
+
+def success_headers(metadata: RoutingMetadata, *, with_cost: bool) -> dict[str, str]:
+    headers = {
+        "x-request-id": metadata.request_id,
+        "x-switchboard-provider": metadata.provider,
+        "x-switchboard-model": metadata.provider_model_id,
+    }
+    if with_cost:
+        headers["x-switchboard-cost-usd"] = f"{metadata.cost.usd:.10f}".rstrip("0").rstrip(".")
+    return headers
+
+
+def _closing_chunk(stream: RoutedStream) -> bytes:
+    """For upstreams that send no usage chunk: an empty-choices chunk to carry metadata."""
+    chunk = ChatChunk(
+        id=f"chatcmpl-{stream.request_id}",
+        created=int(time.time()),
+        model=stream.choice.deployment.model,
+        choices=[],
+        usage=None,
+    )
+    return _encode(chunk)
+
+
+def _event(data: bytes) -> bytes:
+    return b"data: " + data + b"\n\n"
+
+
+async def sse_events(stream: RoutedStream) -> AsyncIterator[bytes]:
+    """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
+    `routing_metadata`. A failure after the first byte ends the stream with an error event."""
+    closing: bytes | None = None
+    try:
+        async for chunk in stream.chunks():
+            if chunk.usage_only:
+                closing = chunk.data  # held back: it must be the last event
+                continue
+            yield _event(chunk.data)
+        yield _event(with_metadata(closing or _closing_chunk(stream), stream.metadata()))
+    except SwitchboardError as exc:
+        yield _event(exc.to_json())
+    except Exception:  # the stream has begun: the client must still get a clean ending
+        log.exception("stream %s failed", stream.request_id)
+        yield _event(ProviderError("the stream failed inside the gateway").to_json())
+    finally:
+        # also runs when the client disconnects: closes the upstream request
+        await stream.aclose()
+    yield _DONE

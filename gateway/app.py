@@ -1,0 +1,44 @@
+"""The Litestar application: routes, error handlers, and services opened in the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+
+from gateway.config import Config
+from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
+from gateway.routes.chat import chat_completions
+from gateway.routes.health import healthz, readyz
+from gateway.routes.models import get_model, list_models
+from gateway.services import Services
+from providers.errors import SwitchboardError
+
+
+def create_app(config: Config) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = Services(config)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    return Litestar(
+        route_handlers=[chat_completions, list_models, get_model, healthz, readyz],
+        lifespan=[lifespan],
+        state=State(),
+        exception_handlers={
+            SwitchboardError: handle_switchboard_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_unexpected,
+        },
+        request_max_body_size=config.limits.max_request_bytes,
+        openapi_config=None,
+        logging_config=None,
+        debug=False,
+    )

@@ -1,0 +1,64 @@
+"""Gateway keys: clients send them as `Authorization: Bearer` or `X-Api-Key`; the config
+holds only their SHA-256 hashes."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+from collections.abc import Mapping
+
+import msgspec
+
+from gateway.config import AuthConfig, GatewayKey
+from providers.errors import AuthenticationFailed, PermissionDenied
+
+
+class Caller(msgspec.Struct, frozen=True):
+    name: str
+    allowed_models: tuple[str, ...]
+
+    def check_model(self, model: str) -> None:
+        if any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models):
+            return
+        raise PermissionDenied(
+            f"The key '{self.name}' may not use the model '{model}'.", param="model"
+        )
+
+
+ANONYMOUS = Caller(name="anonymous", allowed_models=("*",))
+
+
+def _presented_key(headers: Mapping[str, str]) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            return token.strip()
+    api_key = headers.get("x-api-key")
+    return api_key.strip() if api_key and api_key.strip() else None
+
+
+class Authenticator:
+    def __init__(self, config: AuthConfig | None) -> None:
+        # None means `auth: none`, which the config must say explicitly
+        self._open = config is None
+        self._by_hash: dict[str, GatewayKey] = (
+            {key.key_sha256.lower(): key for key in config.keys} if config else {}
+        )
+        self._callers = {
+            digest: Caller(name=key.name, allowed_models=tuple(key.allowed_models))
+            for digest, key in self._by_hash.items()
+        }
+
+    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        if self._open:
+            return ANONYMOUS
+        key = _presented_key(headers)
+        if key is None:
+            raise AuthenticationFailed(
+                "Missing API key: send it as 'Authorization: Bearer <key>' or 'X-Api-Key'."
+            )
+        caller = self._callers.get(hashlib.sha256(key.encode()).hexdigest())
+        if caller is None:
+            raise AuthenticationFailed("Incorrect API key provided.")
+        return caller

@@ -1,0 +1,161 @@
+"""Turn a chat completions body into a typed `ChatRequest` plus its `RouteOptions`.
+
+The body is parsed once into `{field: raw bytes}`; each known field's bytes are then
+decoded into its declared type, so range and shape checks happen in msgspec, and the raw
+bytes of every field the client sent are kept for forwarding untouched.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from typing import Any, Union
+
+import msgspec
+from msgspec import Raw
+
+from providers.chat_types import ChatRequest
+from providers.errors import InvalidRequest
+from routing.options import GatewayOptions, ProviderPreferences, RouteOptions, RoutingPreferences
+
+_encode = msgspec.json.encode
+_fields_decoder = msgspec.json.Decoder(dict[str, Raw])
+_AT = re.compile(r" - at `\$(.*)`$")
+_MISSING = re.compile(r"^Object missing required field `([^`]+)`")
+# consumed by the gateway, never forwarded upstream
+_ROUTING_FIELDS = ("models", "gateway", "routing", "provider")
+
+
+def _without_unset(tp: Any) -> Any:
+    """Field types are `X | UnsetType`; a standalone decoder wants just `X`."""
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        kept = tuple(a for a in typing.get_args(tp) if a is not msgspec.UnsetType)
+        return Union[kept] if len(kept) > 1 else kept[0]  # noqa: UP007 - runtime-built union
+    return tp
+
+
+_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    field.name: msgspec.json.Decoder(_without_unset(field.type))
+    for field in msgspec.structs.fields(ChatRequest)
+    if field.name != "raw"
+}
+_OPTION_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "models": msgspec.json.Decoder(list[str]),
+    "gateway": msgspec.json.Decoder(GatewayOptions | None),
+    "routing": msgspec.json.Decoder(RoutingPreferences | None),
+    "provider": msgspec.json.Decoder(ProviderPreferences | None),
+}
+
+
+def _field_error(name: str, exc: msgspec.ValidationError) -> InvalidRequest:
+    text = str(exc)
+    path = name
+    match = _AT.search(text)
+    if match:
+        text, path = text[: match.start()], name + match.group(1)
+    missing = _MISSING.match(text)
+    if missing:
+        param = f"{path}.{missing.group(1)}"
+        return InvalidRequest(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_field"
+        )
+    return InvalidRequest(f"Invalid value for '{path}': {text}.", param=path)
+
+
+def _decode_field(name: str, value: Raw, decoders: dict[str, msgspec.json.Decoder[Any]]) -> Any:
+    try:
+        return decoders[name].decode(value)
+    except msgspec.ValidationError as exc:
+        raise _field_error(name, exc) from None
+
+
+def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
+    try:
+        fields = _fields_decoder.decode(body)
+    except msgspec.ValidationError:
+        raise InvalidRequest(
+            "The request body must be a JSON object.", code="invalid_json"
+        ) from None
+    except msgspec.DecodeError as exc:
+        raise InvalidRequest(
+            f"The request body is not valid JSON: {exc}.", code="invalid_json"
+        ) from None
+
+    typed: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for name, value in fields.items():
+        if name in _OPTION_DECODERS:
+            options[name] = _decode_field(name, value, _OPTION_DECODERS)
+        elif name in _DECODERS:
+            decoded = _decode_field(name, value, _DECODERS)
+            if decoded is not None or name not in ("stream", "messages", "model"):
+                typed[name] = decoded
+    if "messages" not in typed:
+        raise InvalidRequest(
+            "Missing required parameter: 'messages'.", param="messages", code="missing_field"
+        )
+    raw = {k: v for k, v in fields.items() if k not in _ROUTING_FIELDS and k != "extensions"}
+    _convert_functions(fields, typed, raw)
+    request = ChatRequest(**typed, raw=raw)
+    return request, _route_options(request, options)
+
+
+def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[str, Raw]) -> None:
+    """The deprecated `functions` / `function_call` become `tools` / `tool_choice`."""
+    if "functions" in fields and "tools" not in fields:
+        functions = _decode_field("functions", fields["functions"], _LEGACY_DECODERS)
+        tools = [{"type": "function", "function": f} for f in functions]
+        raw["tools"] = Raw(_encode(tools))
+        typed["tools"] = _DECODERS["tools"].decode(raw["tools"])
+    if "function_call" in fields and "tool_choice" not in fields:
+        call = _decode_field("function_call", fields["function_call"], _LEGACY_DECODERS)
+        choice: Any = call if isinstance(call, str) else {"type": "function", "function": call}
+        raw["tool_choice"] = Raw(_encode(choice))
+        typed["tool_choice"] = _decode_field(
+            "function_call", raw["tool_choice"], _DECODERS_BY_ALIAS
+        )
+    raw.pop("functions", None)
+    raw.pop("function_call", None)
+
+
+class _FunctionName(msgspec.Struct):
+    name: str
+
+
+_LEGACY_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+    "functions": msgspec.json.Decoder(list[dict[str, Any]]),
+    "function_call": msgspec.json.Decoder(typing.Literal["none", "auto"] | _FunctionName),
+}
+_DECODERS_BY_ALIAS = {"function_call": _DECODERS["tool_choice"]}
+
+
+def _route_options(request: ChatRequest, options: dict[str, Any]) -> RouteOptions:
+    gateway: GatewayOptions | None = options.get("gateway")
+    model = request.model if isinstance(request.model, str) else None
+    if gateway is not None and gateway.models and model is not None:
+        raise InvalidRequest(
+            "Send either 'model' or 'gateway.models', not both.",
+            param="gateway.models",
+            code="conflicting_fields",
+        )
+    names: list[str] = []
+    for candidate in (
+        [model] if model else [],
+        options.get("models") or [],
+        (gateway.models if gateway else None) or [],
+    ):
+        names.extend(n for n in candidate if n not in names)
+    if not names:
+        raise InvalidRequest(
+            "Missing required parameter: 'model' (or 'models').",
+            param="model",
+            code="missing_field",
+        )
+    routing = options.get("routing") or (gateway.routing if gateway else None)
+    return RouteOptions(
+        models=names,
+        routing=routing or RoutingPreferences(),
+        provider=options.get("provider"),
+        metadata=gateway.metadata if gateway else None,
+    )

@@ -1,0 +1,105 @@
+"""`switchboard serve` and `switchboard check-config`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway.config import EMBEDDED_CONFIG, ConfigError, load_config
+
+APP_FACTORY = "gateway.asgi:app_from_environment"
+
+
+def _config_path(given: str | None) -> Path:
+    return Path(given or os.environ.get("SWITCHBOARD_CONFIG") or EMBEDDED_CONFIG)
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        print(f"invalid config: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{args.file}: ok ({len(config.providers)} providers, {len(config.models)} models, "
+        f"store {config.store.split('://')[0]}, auth {'none' if config.auth == 'none' else 'keys'})"
+    )
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    path = _config_path(args.config)
+    try:
+        load_config(path)  # refuse a broken config before binding the port
+    except ConfigError as exc:
+        print(f"invalid config: {exc}", file=sys.stderr)
+        return 1
+    os.environ["SWITCHBOARD_CONFIG"] = str(path)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    print(
+        f"switchboard: serving {path} on http://{args.host}:{args.port} ({args.server})", flush=True
+    )
+    if args.server == "granian":
+        from granian.constants import Interfaces, Loops
+        from granian.server import Server as Granian
+
+        Granian(
+            APP_FACTORY,
+            address=args.host,
+            port=args.port,
+            interface=Interfaces.ASGI,
+            factory=True,
+            loop=Loops.uvloop,
+            workers=1,
+            log_access=False,
+        ).serve()
+        return 0
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument(
+        "--config", help="YAML config (default: $SWITCHBOARD_CONFIG, else the embedded demo)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    serve.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+    serve.set_defaults(run=_serve)
+
+    check = commands.add_parser("check-config", help="validate a config file without serving")
+    check.add_argument("file")
+    check.set_defaults(run=_check_config)
+
+    args = parser.parse_args(argv)
+    code: int = args.run(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Every failure leaves the gateway as an OpenAI error envelope, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+
+from providers.errors import (
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    RequestTooLarge,
+    SwitchboardError,
+)
+
+log = logging.getLogger("switchboard.errors")
+
+JSON = "application/json"
+
+
+def error_response(error: SwitchboardError, request_id: str | None = None) -> Response[bytes]:
+    headers = dict(error.headers)
+    if request_id:
+        headers["x-request-id"] = request_id
+    if isinstance(error, ProviderError) and error.retry_after is not None and error.status == 429:
+        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    return Response(error.to_json(), status_code=error.status, media_type=JSON, headers=headers)
+
+
+def _request_id(request: Request[Any, Any, Any]) -> str | None:
+    value = request.scope.get("state", {}).get("request_id")
+    return value if isinstance(value, str) else None
+
+
+def handle_switchboard_error(
+    request: Request[Any, Any, Any], exc: SwitchboardError
+) -> Response[bytes]:
+    return error_response(exc, _request_id(request))
+
+
+_STATUS_ERRORS: dict[int, type[SwitchboardError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    413: RequestTooLarge,
+}
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[bytes]:
+    """Litestar's own refusals (unknown route, wrong method, body too large)."""
+    status = exc.status_code
+    if status == 413:
+        error: SwitchboardError = RequestTooLarge("The request body is too large.")
+    elif status == 405:
+        error = InvalidRequest(
+            f"Method {request.method} is not allowed on {request.url.path}.",
+            code="method_not_allowed",
+            status=405,
+        )
+    elif status == 404:
+        error = NotFound(
+            f"Unknown endpoint {request.method} {request.url.path}.", code="unknown_url"
+        )
+    else:
+        cls = _STATUS_ERRORS.get(status, SwitchboardError)
+        error = cls(str(exc.detail), status=status)
+    return error_response(error, _request_id(request))
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    error = SwitchboardError("The gateway failed to handle this request.", code="internal_error")
+    return error_response(error, _request_id(request))

@@ -1,0 +1,67 @@
+"""GET /v1/models and /v1/models/{id}: OpenAI's list shape plus each model's deployments."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from gateway.errors import JSON
+from gateway.services import Services
+from routing.config import ModelConfig
+from routing.errors import ModelNotFound
+
+
+class DeploymentInfo(msgspec.Struct, kw_only=True):
+    provider: str
+    model: str
+    input_per_mtok: float
+    output_per_mtok: float
+
+
+class ModelInfo(msgspec.Struct, kw_only=True):
+    id: str
+    object: str = "model"
+    created: int = 0
+    owned_by: str = "switchboard"
+    description: str = ""
+    deployments: list[DeploymentInfo] = []
+
+
+class ModelList(msgspec.Struct, kw_only=True):
+    data: list[ModelInfo]
+    object: str = "list"
+
+
+def _info(name: str, model: ModelConfig) -> ModelInfo:
+    return ModelInfo(
+        id=name,
+        description=model.description,
+        deployments=[
+            DeploymentInfo(
+                provider=d.provider,
+                model=d.model,
+                input_per_mtok=d.input_per_mtok,
+                output_per_mtok=d.output_per_mtok,
+            )
+            for d in model.deployments
+        ],
+    )
+
+
+@get("/v1/models")
+async def list_models(state: State) -> Response[bytes]:
+    services: Services = state.services
+    listing = ModelList(data=[_info(n, m) for n, m in services.catalog.models.items()])
+    return Response(msgspec.json.encode(listing), media_type=JSON)
+
+
+@get("/v1/models/{model_id:path}")
+async def get_model(state: State, model_id: FromPath[str]) -> Response[bytes]:
+    services: Services = state.services
+    name = model_id.lstrip("/")
+    model = services.catalog.models.get(name)
+    if model is None:
+        raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
+    return Response(msgspec.json.encode(_info(name, model)), media_type=JSON)

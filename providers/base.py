@@ -1,0 +1,51 @@
+"""The provider adapter interface: one non-streaming call and one stream of chunks."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncGenerator
+
+import msgspec
+
+from providers.chat_types import ChatRequest, Usage
+
+
+class ProviderCall(msgspec.Struct, kw_only=True):
+    """One attempt at one deployment."""
+
+    request: ChatRequest
+    model: str  # the provider's own id for the model
+    request_id: str = ""
+
+
+class ProviderResponse(msgspec.Struct, kw_only=True):
+    """A complete answer; `body` is an OpenAI `chat.completion` JSON object."""
+
+    body: bytes
+    usage: Usage | None = None
+
+
+class StreamChunk(msgspec.Struct, kw_only=True):
+    """One OpenAI `chat.completion.chunk` JSON object and what routing needs to know of it."""
+
+    data: bytes
+    usage: Usage | None = None
+    has_output: bool = False  # carries generated content (the first one marks TTFT)
+    usage_only: bool = False  # `choices: []` with usage: the stream's closing chunk
+
+
+class Provider(ABC):
+    """An upstream API. Adapters raise only `ProviderError` subclasses."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    async def complete(self, call: ProviderCall) -> ProviderResponse: ...
+
+    @abstractmethod
+    def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
+        """Yield chunks; closing the iterator early must close the upstream request."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook; in-process providers hold nothing
+        """Release pooled connections."""

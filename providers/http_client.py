@@ -1,0 +1,154 @@
+"""The pooled HTTP client every adapter calls upstream through.
+
+This is the only module that knows which HTTP library is on the hot path, and the only
+place that maps that library's exceptions to ours. aiohttp was chosen by the project's
+benchmark (see docs/operations.md): httpx's default transport spends most of a request in
+its connection pool under concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+import aiohttp
+import msgspec
+
+from providers.errors import (
+    ProviderError,
+    UpstreamConnectFailed,
+    UpstreamProtocolError,
+    UpstreamStreamCut,
+    UpstreamTimeout,
+)
+
+
+class Timeouts(msgspec.Struct, frozen=True):
+    total: float  # seconds for a whole non-streaming attempt
+    connect: float
+    read: float  # longest silence between two reads (streams have no total)
+
+
+class UpstreamReply(msgspec.Struct):
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class UpstreamStream:
+    """An open streaming response; read its status and headers, then its lines."""
+
+    __slots__ = ("_provider", "_response")
+
+    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
+        self._response = response
+        self._provider = provider
+
+    @property
+    def status(self) -> int:
+        return self._response.status
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    async def read(self) -> bytes:
+        try:
+            return await self._response.read()
+        except Exception as exc:
+            raise map_exception(exc, self._provider) from exc
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        """Each line without its terminator (LF or CRLF)."""
+        content = self._response.content
+        try:
+            while True:
+                line = await content.readline()
+                if not line:
+                    return
+                yield line.rstrip(b"\r\n")
+        except Exception as exc:
+            raise map_exception(exc, self._provider) from exc
+
+
+def map_exception(exc: BaseException, provider: str) -> ProviderError:
+    """The one place where transport exceptions become our typed errors."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return UpstreamTimeout(f"timed out connecting to {provider}", provider=provider)
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return UpstreamTimeout(f"{provider} did not answer in time", provider=provider)
+    if isinstance(exc, aiohttp.ClientConnectorError | aiohttp.InvalidURL):
+        return UpstreamConnectFailed(f"could not connect to {provider}", provider=provider)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return UpstreamStreamCut(f"{provider} closed the connection mid-answer", provider=provider)
+    if isinstance(exc, aiohttp.ClientConnectionError):
+        return UpstreamConnectFailed(f"connection to {provider} failed", provider=provider)
+    return UpstreamProtocolError(
+        f"{provider} sent an invalid HTTP response ({type(exc).__name__})", provider=provider
+    )
+
+
+class UpstreamHTTP:
+    """One pooled client per provider, created lazily inside the running event loop."""
+
+    def __init__(self, provider: str, timeouts: Timeouts, max_connections: int = 1000) -> None:
+        self.provider = provider
+        self._timeouts = timeouts
+        self._max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        self._call_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total, connect=timeouts.connect, sock_read=timeouts.read
+        )
+        self._stream_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_read=timeouts.read
+        )
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=0, ttl_dns_cache=300
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._call_timeout,
+                # upstream bodies are passed through as bytes; no cookies between tenants
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
+        try:
+            async with self._client().post(url, data=body, headers=headers) as response:
+                return UpstreamReply(response.status, response.headers, await response.read())
+        except Exception as exc:
+            raise map_exception(exc, self.provider) from exc
+
+    @asynccontextmanager
+    async def open_stream(
+        self, url: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[UpstreamStream]:
+        """Leaving the context closes the upstream connection, even mid-stream."""
+        try:
+            response = await self._client().post(
+                url, data=body, headers=headers, timeout=self._stream_timeout
+            )
+        except Exception as exc:
+            raise map_exception(exc, self.provider) from exc
+        try:
+            yield UpstreamStream(response, self.provider)
+        finally:
+            if response.content.at_eof():
+                response.release()  # back to the pool for the next request
+            else:
+                # dropping the connection is what tells the upstream to stop generating
+                # tokens nobody will read (client gone, or we gave up on the stream)
+                response.close()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

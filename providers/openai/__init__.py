@@ -1,0 +1,1 @@
+"""Any upstream that speaks OpenAI Chat Completions (OpenAI, Groq, Together, vLLM, …)."""

@@ -1,0 +1,1 @@
+"""An in-process provider with configured latency, speed, token counts and failures."""

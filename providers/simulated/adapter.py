@@ -1,0 +1,127 @@
+"""A provider that answers in-process, through the same interface as a real one.
+
+It is the embedded default for `make run`, demos and benchmarks: no keys, no network,
+yet its answers have realistic timing (TTFT, tokens per second), token counts, prices
+(set on the deployment like any other) and failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+import uuid
+from collections.abc import AsyncGenerator
+
+import msgspec
+
+from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
+from providers.chat_types import (
+    ChatChunk,
+    ChatRequest,
+    ChatResponse,
+    Choice,
+    ChunkChoice,
+    CompletionTokensDetails,
+    Delta,
+    PromptTokensDetails,
+    ResponseMessage,
+    Usage,
+)
+from providers.errors import error_for_status
+from providers.simulated.config import SimulatedConfig
+
+_encode = msgspec.json.encode
+
+
+class SimulatedProvider(Provider):
+    def __init__(self, name: str, config: SimulatedConfig) -> None:
+        super().__init__(name)
+        self._config = config
+        self._random = random.Random(config.seed)
+        self._words = config.text.split() or ["token"]
+
+    def _maybe_fail(self) -> None:
+        if self._config.failure_rate and self._random.random() < self._config.failure_rate:
+            status = self._config.failure_status
+            raise error_for_status(
+                status, f"{self.name}: simulated failure (HTTP {status})", provider=self.name
+            )
+
+    def _usage(self, request: ChatRequest, completion_tokens: int) -> Usage:
+        prompt_tokens = request.estimated_prompt_tokens()
+        return Usage(
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            total_tokens=prompt_tokens + completion_tokens,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=0),
+            completion_tokens_details=CompletionTokensDetails(reasoning_tokens=0),
+        )
+
+    def _tokens(self, request: ChatRequest) -> list[str]:
+        count = self._config.completion_tokens
+        limit = request.output_limit
+        if limit is not None:
+            count = min(count, limit)
+        words = itertools.islice(itertools.cycle(self._words), count)
+        return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+    def _finish_reason(self, request: ChatRequest, produced: int) -> str:
+        limit = request.output_limit
+        return (
+            "length"
+            if limit is not None and produced >= limit < self._config.completion_tokens
+            else "stop"
+        )
+
+    async def _sleep_ms(self, ms: float) -> None:
+        if ms > 0:
+            await asyncio.sleep(ms / 1000)
+
+    async def complete(self, call: ProviderCall) -> ProviderResponse:
+        await self._sleep_ms(self._config.ttft_ms)
+        self._maybe_fail()
+        tokens = self._tokens(call.request)
+        if self._config.tokens_per_second:
+            await asyncio.sleep(len(tokens) / self._config.tokens_per_second)
+        usage = self._usage(call.request, len(tokens))
+        response = ChatResponse(
+            id=f"chatcmpl-sim-{uuid.uuid4().hex}",
+            created=int(time.time()),
+            model=call.model,
+            choices=[
+                Choice(
+                    index=0,
+                    message=ResponseMessage(content="".join(tokens)),
+                    finish_reason=self._finish_reason(call.request, len(tokens)),
+                )
+            ],
+            usage=usage,
+            system_fingerprint=None,
+        )
+        return ProviderResponse(body=_encode(response), usage=usage)
+
+    async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
+        await self._sleep_ms(self._config.ttft_ms)
+        self._maybe_fail()
+        tokens = self._tokens(call.request)
+        chunk_id = f"chatcmpl-sim-{uuid.uuid4().hex}"
+        created = int(time.time())
+
+        def chunk(delta: Delta, finish_reason: str | None = None) -> bytes:
+            choice = ChunkChoice(index=0, delta=delta, finish_reason=finish_reason)
+            return _encode(
+                ChatChunk(id=chunk_id, created=created, model=call.model, choices=[choice])
+            )
+
+        yield StreamChunk(data=chunk(Delta(role="assistant", content="")))
+        interval = 1 / self._config.tokens_per_second if self._config.tokens_per_second else 0.0
+        for token in tokens:
+            if interval:
+                await asyncio.sleep(interval)
+            yield StreamChunk(data=chunk(Delta(content=token)), has_output=True)
+        yield StreamChunk(data=chunk(Delta(), self._finish_reason(call.request, len(tokens))))
+        usage = self._usage(call.request, len(tokens))
+        closing = ChatChunk(id=chunk_id, created=created, model=call.model, choices=[], usage=usage)
+        yield StreamChunk(data=_encode(closing), usage=usage, usage_only=True)

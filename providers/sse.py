@@ -1,0 +1,53 @@
+"""Server-sent events: a line-based decoder per the WHATWG event-stream rules."""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class SSEEvent(msgspec.Struct):
+    data: bytes
+    event: bytes = b"message"
+    id: bytes | None = None
+
+
+class SSEDecoder:
+    """Feed lines (bytes) without their terminator; an event is returned at each blank line.
+
+    Handles multi-line `data:` fields (joined with newlines), comments (`:` lines, used as
+    keep-alives), `event:`/`id:` fields and the optional single space after the colon.
+    """
+
+    __slots__ = ("_data", "_event", "_id")
+
+    def __init__(self) -> None:
+        self._data: list[bytes] = []
+        self._event = b""
+        self._id: bytes | None = None
+
+    def feed(self, line: bytes) -> SSEEvent | None:
+        if not line:
+            return self._dispatch()
+        if line[0] == 58:  # b":"
+            return None
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value
+        elif name == b"id" and b"\0" not in value:
+            self._id = value
+        # `retry` and unknown fields are ignored, as the spec says
+        return None
+
+    def _dispatch(self) -> SSEEvent | None:
+        if not self._data:
+            self._event = b""
+            return None
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = SSEEvent(data, self._event or b"message", self._id)
+        self._data.clear()
+        self._event = b""
+        return event

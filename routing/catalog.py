@@ -1,0 +1,49 @@
+"""Which deployments can serve a requested model name."""
+
+from __future__ import annotations
+
+import msgspec
+
+from routing.config import DeploymentConfig, ModelConfig, Strategy
+from routing.errors import ModelNotFound
+
+# OpenRouter's model suffixes: cheapest first, or fastest first
+_SUFFIX_STRATEGY: dict[str, Strategy] = {":floor": "cost", ":nitro": "latency"}
+
+
+class ResolvedModel(msgspec.Struct, kw_only=True):
+    canonical: str
+    deployments: list[DeploymentConfig]
+    strategy: Strategy | None = None  # set by a `:floor` / `:nitro` suffix
+
+
+class Catalog:
+    def __init__(self, models: dict[str, ModelConfig]) -> None:
+        self._models = models
+
+    @property
+    def models(self) -> dict[str, ModelConfig]:
+        return self._models
+
+    def resolve(self, name: str) -> ResolvedModel:
+        """`llama-3.3-70b`, `groq/llama-3.3-70b` (pins that provider), `llama-3.3-70b:floor`."""
+        strategy: Strategy | None = None
+        base = name
+        for suffix, suffix_strategy in _SUFFIX_STRATEGY.items():
+            if name.endswith(suffix):
+                base, strategy = name[: -len(suffix)], suffix_strategy
+                break
+        model = self._models.get(base)
+        if model is not None:
+            return ResolvedModel(canonical=base, deployments=model.deployments, strategy=strategy)
+        provider, sep, canonical = base.partition("/")
+        model = self._models.get(canonical) if sep else None
+        if model is not None:
+            pinned = [d for d in model.deployments if d.provider == provider]
+            if pinned:
+                return ResolvedModel(canonical=canonical, deployments=pinned, strategy=strategy)
+            raise ModelNotFound(
+                f"The model '{canonical}' has no deployment on provider '{provider}'.",
+                param="model",
+            )
+        raise ModelNotFound(f"The model '{name}' does not exist.", param="model")

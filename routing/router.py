@@ -1,0 +1,213 @@
+"""From a request to an answer: pick a deployment, call it, account for it.
+
+This first version serves a model with its first deployment; the scoring engine plugs
+in at `plan()`. Everything after the choice (timing, cost, metadata) is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+
+import msgspec
+
+from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
+from providers.chat_types import ChatRequest, Usage
+from providers.errors import ProviderError, UpstreamTimeout
+from routing.catalog import Catalog, ResolvedModel
+from routing.config import DeploymentConfig, RoutingConfig, Strategy
+from routing.cost import cost_of
+from routing.metadata import RoutingMetadata
+from routing.options import RouteOptions
+
+_SORT_STRATEGY: dict[str, Strategy] = {
+    "price": "cost",
+    "latency": "latency",
+    "throughput": "throughput",
+}
+
+
+class Choice(msgspec.Struct, kw_only=True):
+    canonical: str
+    deployment: DeploymentConfig
+    strategy: Strategy
+
+
+class CompletedCall(msgspec.Struct, kw_only=True):
+    response: ProviderResponse
+    metadata: RoutingMetadata
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class Router:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        catalog: Catalog,
+        config: RoutingConfig,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._providers = providers
+        self._catalog = catalog
+        self._config = config
+        self.clock = clock
+
+    def plan(self, options: RouteOptions) -> Choice:
+        resolved: list[ResolvedModel] = [self._catalog.resolve(name) for name in options.models]
+        first = resolved[0]
+        return Choice(
+            canonical=first.canonical,
+            deployment=first.deployments[0],
+            strategy=self._strategy(options, first),
+        )
+
+    def _strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
+        if options.routing.strategy is not None:
+            return options.routing.strategy
+        if options.provider is not None and options.provider.sort is not None:
+            return _SORT_STRATEGY[options.provider.sort]
+        return model.strategy or self._config.strategy
+
+    def metadata_for(
+        self,
+        choice: Choice,
+        request: ChatRequest,
+        request_id: str,
+        usage: Usage | None,
+        latency: float,
+        ttft: float | None,
+        streamed_output_chunks: int = 0,
+    ) -> RoutingMetadata:
+        estimated = usage is None
+        if usage is None:
+            # no usage from upstream: count ourselves, and say so in `cost.estimated`
+            prompt = request.estimated_prompt_tokens()
+            usage = Usage(
+                prompt_tokens=prompt,
+                completion_tokens=streamed_output_chunks,
+                total_tokens=prompt + streamed_output_chunks,
+            )
+        generation = latency - (ttft or 0.0)
+        throughput = (
+            round(usage.completion_tokens / generation, 2)
+            if usage.completion_tokens and generation > 0
+            else None
+        )
+        return RoutingMetadata(
+            provider=choice.deployment.provider,
+            provider_model_id=choice.deployment.model,
+            model_canonical=choice.canonical,
+            routing_strategy=choice.strategy,
+            cost=cost_of(usage, choice.deployment, estimated=estimated),
+            latency_ms=_ms(latency),
+            ttft_ms=_ms(ttft) if ttft is not None else None,
+            throughput_tps=throughput,
+            attempts=[],
+            request_id=request_id,
+        )
+
+    async def complete(
+        self, request: ChatRequest, options: RouteOptions, request_id: str
+    ) -> CompletedCall:
+        choice = self.plan(options)
+        provider = self._providers[choice.deployment.provider]
+        call = ProviderCall(request=request, model=choice.deployment.model, request_id=request_id)
+        started = self.clock()
+        try:
+            async with asyncio.timeout(self._config.deadline):
+                response = await provider.complete(call)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"no answer within the {self._config.deadline:g} s deadline",
+                provider=provider.name,
+            ) from exc
+        latency = self.clock() - started
+        metadata = self.metadata_for(choice, request, request_id, response.usage, latency, None)
+        return CompletedCall(response=response, metadata=metadata)
+
+    async def stream(
+        self, request: ChatRequest, options: RouteOptions, request_id: str
+    ) -> RoutedStream:
+        """Open the stream and wait for its first chunk, so that a failure up to then is
+        still an ordinary error response (and, later, a fallback), not a broken stream."""
+        choice = self.plan(options)
+        provider = self._providers[choice.deployment.provider]
+        call = ProviderCall(request=request, model=choice.deployment.model, request_id=request_id)
+        started = self.clock()
+        chunks = provider.stream(call)
+        try:
+            async with asyncio.timeout(self._config.deadline):
+                first = await anext(chunks)
+        except TimeoutError as exc:
+            await chunks.aclose()
+            raise UpstreamTimeout(
+                f"no first chunk within the {self._config.deadline:g} s deadline",
+                provider=provider.name,
+            ) from exc
+        except StopAsyncIteration as exc:
+            raise ProviderError(
+                f"{provider.name} sent an empty stream", provider=provider.name
+            ) from exc
+        except BaseException:
+            await chunks.aclose()
+            raise
+        return RoutedStream(self, choice, request, request_id, started, first, chunks)
+
+
+class RoutedStream:
+    """A stream whose first chunk has arrived; iterate it, then ask for its metadata."""
+
+    def __init__(
+        self,
+        router: Router,
+        choice: Choice,
+        request: ChatRequest,
+        request_id: str,
+        started: float,
+        first: StreamChunk,
+        rest: AsyncGenerator[StreamChunk, None],
+    ) -> None:
+        self.choice = choice
+        self._router = router
+        self._request = request
+        self.request_id = request_id
+        self._started = started
+        self._first = first
+        self._rest = rest
+        self._usage: Usage | None = None
+        self._ttft: float | None = None
+        self._output_chunks = 0
+
+    def _observe(self, chunk: StreamChunk) -> None:
+        if chunk.usage is not None:
+            self._usage = chunk.usage
+        if chunk.has_output:
+            self._output_chunks += 1
+            if self._ttft is None:
+                self._ttft = self._router.clock() - self._started
+
+    async def chunks(self) -> AsyncIterator[StreamChunk]:
+        self._observe(self._first)
+        yield self._first
+        async for chunk in self._rest:
+            self._observe(chunk)
+            yield chunk
+
+    def metadata(self) -> RoutingMetadata:
+        latency = self._router.clock() - self._started
+        return self._router.metadata_for(
+            self.choice,
+            self._request,
+            self.request_id,
+            self._usage,
+            latency,
+            self._ttft,
+            self._output_chunks,
+        )
+
+    async def aclose(self) -> None:
+        await self._rest.aclose()

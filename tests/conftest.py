@@ -1,0 +1,4 @@
+from tests.gateway_server import gateway_factory
+from tests.mock_upstream import mock_upstream, mock_upstream_factory
+
+__all__ = ["gateway_factory", "mock_upstream", "mock_upstream_factory"]

@@ -1,0 +1,109 @@
+"""The real gateway on a real loopback socket, for end-to-end tests.
+
+uvicorn runs the app in a background thread with its own event loop, exactly as
+`switchboard serve` does, so sync clients and async tests can both call it over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+
+from gateway.app import create_app
+from gateway.config import parse_config
+
+# a config whose provider points at a mock upstream; tests override parts of it
+BASE_CONFIG: dict[str, Any] = {"auth": "none", "store": "memory://"}
+
+
+class GatewayServer:
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = parse_config(config)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port: int = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        server_config = uvicorn.Config(
+            create_app(self.config),
+            loop="uvloop",
+            http="httptools",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+        )
+        self._server = uvicorn.Server(server_config)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def start(self) -> GatewayServer:
+        self._thread.start()
+        for _ in range(200):
+            if self._server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            threading.Event().wait(0.025)
+        raise RuntimeError("the gateway did not start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def post(self, body: bytes | dict[str, Any], **kwargs: Any) -> httpx.Response:
+        """A raw POST to /v1/chat/completions, for what the SDK would refuse to send."""
+        if isinstance(body, dict):
+            return httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=10, **kwargs)
+        return httpx.post(
+            f"{self.url}/v1/chat/completions",
+            content=body,
+            headers={"content-type": "application/json", **kwargs.pop("headers", {})},
+            timeout=10,
+            **kwargs,
+        )
+
+
+def upstream_config(upstream_url: str, **provider: Any) -> dict[str, Any]:
+    """One provider `mock` at the given base URL serving the model `test-model`."""
+    return {
+        **BASE_CONFIG,
+        "providers": {
+            "mock": {"kind": "openai", "base_url": upstream_url, "api_key": "sk-upstream-secret", **provider}
+        },
+        "models": {
+            "test-model": {
+                "deployments": [
+                    {
+                        "provider": "mock",
+                        "model": "upstream-model-id",
+                        "input_per_mtok": 2.0,
+                        "output_per_mtok": 8.0,
+                    }
+                ]
+            }
+        },
+    }
+
+
+@pytest.fixture
+def gateway_factory() -> Iterator[Callable[[dict[str, Any]], GatewayServer]]:
+    started: list[GatewayServer] = []
+
+    def start(config: dict[str, Any]) -> GatewayServer:
+        server = GatewayServer(config).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
