@@ -78,7 +78,12 @@ def upstream_config(upstream_url: str, **provider: Any) -> dict[str, Any]:
     return {
         **BASE_CONFIG,
         "providers": {
-            "mock": {"kind": "openai", "base_url": upstream_url, "api_key": "sk-upstream-secret", **provider}
+            "mock": {
+                "kind": "openai",
+                "base_url": upstream_url,
+                "api_key": "sk-upstream-secret",
+                **provider,
+            }
         },
         "models": {
             "test-model": {
