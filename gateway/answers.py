@@ -36,14 +36,25 @@ def success_headers(metadata: RoutingMetadata, *, with_cost: bool) -> dict[str, 
     return headers
 
 
+class _ChunkIdentity(msgspec.Struct):
+    id: str | None = None
+    created: int | None = None
+    model: str | None = None
+
+
 def _closing_chunk(stream: RoutedStream) -> bytes:
-    """For upstreams that send no usage chunk: an empty-choices chunk to carry metadata."""
+    """For upstreams that send no usage chunk: an empty-choices chunk carrying our own
+    usage count, under the stream's own id as OpenAI keeps one id per stream."""
+    try:
+        first = msgspec.json.decode(stream.first_chunk.data, type=_ChunkIdentity)
+    except msgspec.MsgspecError:
+        first = _ChunkIdentity()
     chunk = ChatChunk(
-        id=f"chatcmpl-{stream.request_id}",
-        created=int(time.time()),
-        model=stream.choice.deployment.model,
+        id=first.id or f"chatcmpl-{stream.request_id}",
+        created=first.created or int(time.time()),
+        model=first.model or stream.choice.deployment.model,
         choices=[],
-        usage=None,
+        usage=stream.usage,
     )
     return _encode(chunk)
 

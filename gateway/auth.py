@@ -18,7 +18,9 @@ class Caller(msgspec.Struct, frozen=True):
     allowed_models: tuple[str, ...]
 
     def check_model(self, model: str) -> None:
-        if any(fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models):
+        if "*" in self.allowed_models or any(
+            fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models
+        ):
             return
         raise PermissionDenied(
             f"The key '{self.name}' may not use the model '{model}'.", param="model"

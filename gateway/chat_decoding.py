@@ -71,6 +71,15 @@ def _decode_field(name: str, value: Raw, decoders: dict[str, msgspec.json.Decode
 
 
 def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
+    # msgspec leaves the strings inside `Raw` values unchecked: without this, bad bytes
+    # crash a later field decode or are forwarded upstream as they are
+    if not body.isascii():
+        try:
+            body.decode()
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest(
+                f"The request body is not valid UTF-8 (byte {exc.start}).", code="invalid_json"
+            ) from None
     try:
         fields = _fields_decoder.decode(body)
     except msgspec.ValidationError:

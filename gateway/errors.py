@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.request_ids import request_id_for
 from providers.errors import (
     InvalidRequest,
     NotFound,
@@ -30,9 +31,10 @@ def error_response(error: SwitchboardError, request_id: str | None = None) -> Re
     return Response(error.to_json(), status_code=error.status, media_type=JSON, headers=headers)
 
 
-def _request_id(request: Request[Any, Any, Any]) -> str | None:
+def _request_id(request: Request[Any, Any, Any]) -> str:
     value = request.scope.get("state", {}).get("request_id")
-    return value if isinstance(value, str) else None
+    # refused before a handler ran (unknown route, wrong method): still an x-request-id
+    return value if isinstance(value, str) else request_id_for(request.headers)
 
 
 def handle_switchboard_error(

@@ -26,7 +26,8 @@ class ProviderResponse(msgspec.Struct, kw_only=True):
 
 
 class StreamChunk(msgspec.Struct, kw_only=True):
-    """One OpenAI `chat.completion.chunk` JSON object and what routing needs to know of it."""
+    """One OpenAI `chat.completion.chunk` JSON object (on one line: the gateway frames it
+    as a single `data:` line) and what routing needs to know of it."""
 
     data: bytes
     usage: Usage | None = None

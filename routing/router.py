@@ -39,6 +39,16 @@ class CompletedCall(msgspec.Struct, kw_only=True):
     metadata: RoutingMetadata
 
 
+def estimated_usage(request: ChatRequest, *, completion_tokens: int) -> Usage:
+    """When the upstream reports no usage: our own count (a token per streamed delta)."""
+    prompt = request.estimated_prompt_tokens()
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion_tokens,
+        total_tokens=prompt + completion_tokens,
+    )
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
@@ -75,22 +85,13 @@ class Router:
     def metadata_for(
         self,
         choice: Choice,
-        request: ChatRequest,
         request_id: str,
-        usage: Usage | None,
+        usage: Usage,
         latency: float,
         ttft: float | None,
-        streamed_output_chunks: int = 0,
+        *,
+        estimated: bool = False,
     ) -> RoutingMetadata:
-        estimated = usage is None
-        if usage is None:
-            # no usage from upstream: count ourselves, and say so in `cost.estimated`
-            prompt = request.estimated_prompt_tokens()
-            usage = Usage(
-                prompt_tokens=prompt,
-                completion_tokens=streamed_output_chunks,
-                total_tokens=prompt + streamed_output_chunks,
-            )
         generation = latency - (ttft or 0.0)
         throughput = (
             round(usage.completion_tokens / generation, 2)
@@ -126,7 +127,10 @@ class Router:
                 provider=provider.name,
             ) from exc
         latency = self.clock() - started
-        metadata = self.metadata_for(choice, request, request_id, response.usage, latency, None)
+        usage, estimated = response.usage, False
+        if usage is None:
+            usage, estimated = estimated_usage(request, completion_tokens=0), True
+        metadata = self.metadata_for(choice, request_id, usage, latency, None, estimated=estimated)
         return CompletedCall(response=response, metadata=metadata)
 
     async def stream(
@@ -197,17 +201,31 @@ class RoutedStream:
             self._observe(chunk)
             yield chunk
 
+    @property
+    def usage(self) -> Usage:
+        """The upstream's usage, or our own count when it sent none (see `usage_estimated`)."""
+        if self._usage is not None:
+            return self._usage
+        return estimated_usage(self._request, completion_tokens=self._output_chunks)
+
+    @property
+    def usage_estimated(self) -> bool:
+        return self._usage is None
+
     def metadata(self) -> RoutingMetadata:
         latency = self._router.clock() - self._started
         return self._router.metadata_for(
             self.choice,
-            self._request,
             self.request_id,
-            self._usage,
+            self.usage,
             latency,
             self._ttft,
-            self._output_chunks,
+            estimated=self.usage_estimated,
         )
+
+    @property
+    def first_chunk(self) -> StreamChunk:
+        return self._first
 
     async def aclose(self) -> None:
         await self._rest.aclose()

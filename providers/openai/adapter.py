@@ -85,9 +85,15 @@ class OpenAIProvider(Provider):
                     continue
                 if event.data == _DONE:
                     return
-                chunk = self._read_chunk(event.data)
+                data = event.data
+                if b"\n" in data:
+                    # one event's JSON split over several `data:` lines, joined with "\n" by
+                    # the SSE rules; outside strings that is only whitespace in JSON, and
+                    # chunks must be one line to be re-framed as one `data:` line
+                    data = data.replace(b"\n", b" ")
+                chunk = self._read_chunk(data)
                 finished = finished or any(c.finish_reason for c in chunk.choices or ())
-                yield _stream_chunk(event.data, chunk)
+                yield _stream_chunk(data, chunk)
             if not finished:
                 raise UpstreamStreamCut(
                     f"{self.name} ended the stream before it was complete", provider=self.name

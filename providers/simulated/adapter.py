@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import random
 import time
-import uuid
 from collections.abc import AsyncGenerator
 
 import msgspec
@@ -87,7 +86,7 @@ class SimulatedProvider(Provider):
             await asyncio.sleep(len(tokens) / self._config.tokens_per_second)
         usage = self._usage(call.request, len(tokens))
         response = ChatResponse(
-            id=f"chatcmpl-sim-{uuid.uuid4().hex}",
+            id=f"chatcmpl-sim-{call.request_id}",
             created=int(time.time()),
             model=call.model,
             choices=[
@@ -106,7 +105,7 @@ class SimulatedProvider(Provider):
         await self._sleep_ms(self._config.ttft_ms)
         self._maybe_fail()
         tokens = self._tokens(call.request)
-        chunk_id = f"chatcmpl-sim-{uuid.uuid4().hex}"
+        chunk_id = f"chatcmpl-sim-{call.request_id}"
         created = int(time.time())
 
         def chunk(delta: Delta, finish_reason: str | None = None) -> bytes:
