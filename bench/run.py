@@ -29,8 +29,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-WARMUP = float(os.environ.get("BENCH_WARMUP", "2"))
-DURATION = float(os.environ.get("BENCH_DURATION", "8"))
+WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))  # whole seconds: wrk takes no fractions
+DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 SERVER = os.environ.get("BENCH_SERVER", "")
 SWITCHBOARD = os.environ.get("SWITCHBOARD", str(ROOT / ".venv/bin/switchboard"))
 CONCURRENCY = (1, 64)
@@ -244,8 +244,8 @@ def smoke(url: str, model: str, stream: bool) -> None:
         sys.exit(f"smoke request to {url} ({model}): no {want} in answer:\n{text[:1000]}")
 
 
-def wrk(url: str, model: str, stream: bool, conns: int, seconds: float) -> dict[str, int]:
-    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s"]
+def wrk(url: str, model: str, stream: bool, conns: int, seconds: int) -> dict[str, int]:
+    cmd = ["taskset", "-c", LOAD_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
     cmd += ["--timeout", "10s", "-s", str(BENCH / "chat.lua"), url, "--", model]
     if stream:
         cmd.append("stream")
@@ -259,7 +259,8 @@ def wrk(url: str, model: str, stream: bool, conns: int, seconds: float) -> dict[
 
 
 def cell(url: str, model: str, stream: bool, conns: int, gw_pid: int | None) -> dict[str, Any]:
-    wrk(url, model, stream, conns, WARMUP)  # warm-up: open connections, fill pools/caches
+    if WARMUP:
+        wrk(url, model, stream, conns, WARMUP)  # warm-up: open connections, fill pools/caches
     before = cpu_ticks(gw_pid) if gw_pid else 0
     r = wrk(url, model, stream, conns, DURATION)
     cpu_s = (cpu_ticks(gw_pid) - before) / TICK if gw_pid else None
@@ -338,6 +339,7 @@ def start_gateway(tmp: Path, ports: dict[str, int], port: int) -> subprocess.Pop
 
 def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # so `finally` runs
+    load_before = [round(x, 2) for x in os.getloadavg()]
     names = ("instant-json", "instant-sse", "realistic-json", "realistic-sse")
     ports = {name: free_port() for name in names}
     gw_port = free_port()
@@ -346,6 +348,8 @@ def main() -> None:
         try:
             start_nginx(tmp, ports)
             gw = start_gateway(tmp, ports, gw_port)
+            banner = (tmp / "gateway.log").read_text().split("\n", 1)[0]
+            print(f"{banner}\nload average before: {load_before}", flush=True)
             rows = run_cells(ports, gw_port, gw)
             if gw.poll() is not None:
                 sys.exit(f"gateway died:\n{(tmp / 'gateway.log').read_text()[-3000:]}")
@@ -358,6 +362,8 @@ def main() -> None:
     results.mkdir(exist_ok=True)
     meta = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "gateway": banner,
+        "loadavg_before": load_before,  # the machine may be shared: a high one means noise
         "server": SERVER or "default",
         "warmup_s": WARMUP,
         "duration_s": DURATION,
@@ -369,4 +375,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # children are already stopped by main's `finally`
+        sys.exit(130)

@@ -14,7 +14,9 @@ if ((${#need[@]})); then
   [[ $(id -u) == 0 ]] || sudo=(sudo)
   # Debian starts a freshly installed nginx on port 80; a policy-rc.d that
   # exits 101 forbids that (only add one if there is none already).
+  own_policy=""
   if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    own_policy=1
     printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee /usr/sbin/policy-rc.d >/dev/null
     "${sudo[@]}" chmod +x /usr/sbin/policy-rc.d
     trap '"${sudo[@]}" rm -f /usr/sbin/policy-rc.d' EXIT
@@ -23,7 +25,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${need[@]}" >/dev/null
   # Belt and braces: never leave the system nginx running.
   if [[ -s /run/nginx.pid ]]; then "${sudo[@]}" nginx -s stop || true; fi
-  [[ $(trap -p EXIT) ]] && { "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; trap - EXIT; }
+  if [[ $own_policy ]]; then "${sudo[@]}" rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
 fi
 
 # run.py stops nginx, the gateway and wrk in a `finally` (also on SIGTERM/Ctrl-C),

@@ -26,7 +26,8 @@ BASE_CONFIG: dict[str, Any] = {"auth": "none", "store": "memory://"}
 class GatewayServer:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = parse_config(config)
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets it knows are TCP
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]

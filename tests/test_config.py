@@ -70,7 +70,10 @@ def test_valid_config_decodes_to_typed_structs() -> None:
         (broken("providers/groq/tiemout", 3), "providers.groq: Object contains unknown field"),
         (broken("routing", {"strategy": "fast"}), "routing.strategy: Invalid enum value 'fast'"),
         (broken("store", "mongodb://x"), "store: Expected `str` matching regex"),
-        (broken("limits", {"max_request_bytes": "big"}), "limits.max_request_bytes: Expected `int`"),
+        (
+            broken("limits", {"max_request_bytes": "big"}),
+            "limits.max_request_bytes: Expected `int`",
+        ),
         (broken("auth", "open"), "auth: Invalid enum value 'open'"),
         (
             broken("auth", {"keys": [{"name": "a", "key_sha256": "plain-key"}]}),

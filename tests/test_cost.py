@@ -6,9 +6,7 @@ from providers.chat_types import PromptTokensDetails, Usage
 from routing.config import DeploymentConfig
 from routing.cost import cost_of
 
-DEPLOYMENT = DeploymentConfig(
-    provider="p", model="m", input_per_mtok=0.59, output_per_mtok=0.79
-)
+DEPLOYMENT = DeploymentConfig(provider="p", model="m", input_per_mtok=0.59, output_per_mtok=0.79)
 
 
 def test_cost_is_tokens_times_price_per_million() -> None:
@@ -40,9 +38,7 @@ def test_cached_prompt_tokens_use_the_cached_price() -> None:
 
 
 def test_cached_tokens_default_to_the_input_price() -> None:
-    usage = Usage(
-        prompt_tokens=100, prompt_tokens_details=PromptTokensDetails(cached_tokens=100)
-    )
+    usage = Usage(prompt_tokens=100, prompt_tokens_details=PromptTokensDetails(cached_tokens=100))
     assert cost_of(usage, DEPLOYMENT).input_usd == pytest.approx(100 * 0.59 / 1e6)
 
 
