@@ -27,7 +27,6 @@ def with_metadata(body: bytes, metadata: RoutingMetadata) -> bytes:
 
 def success_headers(metadata: RoutingMetadata, *, with_cost: bool) -> dict[str, str]:
     headers = {
-        "x-request-id": metadata.request_id,
         "x-switchboard-provider": metadata.provider,
         "x-switchboard-model": metadata.provider_model_id,
     }

@@ -11,6 +11,7 @@ from litestar.exceptions import HTTPException
 
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
+from gateway.middleware import request_id_middleware
 from gateway.routes.chat import chat_completions
 from gateway.routes.health import healthz, readyz
 from gateway.routes.models import get_model, list_models
@@ -32,6 +33,7 @@ def create_app(config: Config) -> Litestar:
         route_handlers=[chat_completions, list_models, get_model, healthz, readyz],
         lifespan=[lifespan],
         state=State(),
+        middleware=[request_id_middleware],
         exception_handlers={
             SwitchboardError: handle_switchboard_error,
             HTTPException: handle_http_exception,

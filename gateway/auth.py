@@ -10,20 +10,16 @@ from collections.abc import Mapping
 import msgspec
 
 from gateway.config import AuthConfig, GatewayKey
-from providers.errors import AuthenticationFailed, PermissionDenied
+from providers.errors import AuthenticationFailed
 
 
 class Caller(msgspec.Struct, frozen=True):
     name: str
     allowed_models: tuple[str, ...]
 
-    def check_model(self, model: str) -> None:
-        if "*" in self.allowed_models or any(
+    def allows(self, model: str) -> bool:
+        return "*" in self.allowed_models or any(
             fnmatch.fnmatchcase(model, pattern) for pattern in self.allowed_models
-        ):
-            return
-        raise PermissionDenied(
-            f"The key '{self.name}' may not use the model '{model}'.", param="model"
         )
 
 

@@ -27,21 +27,21 @@ _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 _ROUTING_FIELDS = ("models", "gateway", "routing", "provider")
 
 
-def _without_unset(tp: Any) -> Any:
-    """Field types are `X | UnsetType`; a standalone decoder wants just `X`."""
-    if typing.get_origin(tp) in (Union, types.UnionType):
-        kept = tuple(a for a in typing.get_args(tp) if a is not msgspec.UnsetType)
-        return Union[kept] if len(kept) > 1 else kept[0]  # noqa: UP007 - runtime-built union
-    return tp
+def _nullable(tp: Any) -> Any:
+    """Field types are `X | UnsetType`; a standalone decoder wants `X | None`, since
+    OpenAI reads an explicit `null` as "not sent"."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (Union, types.UnionType) else (tp,)
+    kept = tuple(a for a in args if a is not msgspec.UnsetType and a is not type(None))
+    return Union[(*kept, None)]
 
 
 _DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    field.name: msgspec.json.Decoder(_without_unset(field.type))
+    field.name: msgspec.json.Decoder(_nullable(field.type))
     for field in msgspec.structs.fields(ChatRequest)
     if field.name != "raw"
 }
 _OPTION_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    "models": msgspec.json.Decoder(list[str]),
+    "models": msgspec.json.Decoder(list[str] | None),
     "gateway": msgspec.json.Decoder(GatewayOptions | None),
     "routing": msgspec.json.Decoder(RoutingPreferences | None),
     "provider": msgspec.json.Decoder(ProviderPreferences | None),
@@ -98,7 +98,7 @@ def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
             options[name] = _decode_field(name, value, _OPTION_DECODERS)
         elif name in _DECODERS:
             decoded = _decode_field(name, value, _DECODERS)
-            if decoded is not None or name not in ("stream", "messages", "model"):
+            if decoded is not None:
                 typed[name] = decoded
     if "messages" not in typed:
         raise InvalidRequest(

@@ -18,9 +18,22 @@ from msgspec import Meta
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# `${NAME}` reads the environment; `$${NAME}` is the literal text `${NAME}`
+_VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _AT = re.compile(r" - at `\$(.*)`$")
-EMBEDDED_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+
+
+def _embedded_config() -> Path:
+    """examples/demo.yaml: packaged into the wheel, or read from the source checkout."""
+    packaged = Path(__file__).resolve().parent / "embedded" / "demo.yaml"
+    return (
+        packaged
+        if packaged.exists()
+        else Path(__file__).resolve().parent.parent / "examples" / "demo.yaml"
+    )
+
+
+EMBEDDED_CONFIG = _embedded_config()
 
 
 class ConfigError(Exception):
@@ -75,7 +88,9 @@ def _interpolate(value: Any, path: str) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            escaped, name = match.groups()
+            if escaped:
+                return "${" + name + "}"
             if name not in os.environ:
                 raise ConfigError(f"{path}: environment variable {name} is not set")
             return os.environ[name]
@@ -94,7 +109,8 @@ def _join(path: str, key: str) -> str:
 
 def _convert(value: Any, type_: Any, path: str) -> Any:
     try:
-        return msgspec.convert(value, type_)
+        # strict=False: `${VAR}` yields text, and `timeout: ${TIMEOUT}` must still be a number
+        return msgspec.convert(value, type_, strict=False)
     except msgspec.ValidationError as exc:
         text = str(exc)
         match = _AT.search(text)

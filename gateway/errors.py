@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from litestar import Request, Response
@@ -26,8 +27,10 @@ def error_response(error: SwitchboardError, request_id: str | None = None) -> Re
     headers = dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
-    if isinstance(error, ProviderError) and error.retry_after is not None and error.status == 429:
-        headers["retry-after"] = str(max(1, round(error.retry_after)))
+    if error.status == 429 and "retry-after" not in headers:
+        # a client told to slow down is told when to come back, even if upstream did not say
+        retry_after = error.retry_after if isinstance(error, ProviderError) else None
+        headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
     return Response(error.to_json(), status_code=error.status, media_type=JSON, headers=headers)
 
 

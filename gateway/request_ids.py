@@ -16,9 +16,10 @@ def new_request_id() -> str:
     return f"{_PREFIX}{next(_COUNTER):012x}"
 
 
+def acceptable_request_id(given: str | None) -> str | None:
+    """The caller's id, kept for correlation only when it is short and plain."""
+    return given if given and _ACCEPTABLE.match(given) else None
+
+
 def request_id_for(headers: Mapping[str, str]) -> str:
-    """Keep the caller's `x-request-id` for correlation when it is sane, else make one."""
-    given = headers.get("x-request-id")
-    if given and _ACCEPTABLE.match(given):
-        return given
-    return new_request_id()
+    return acceptable_request_id(headers.get("x-request-id")) or new_request_id()

@@ -49,6 +49,28 @@ def estimated_usage(request: ChatRequest, *, completion_tokens: int) -> Usage:
     )
 
 
+class _AnswerMessage(msgspec.Struct):
+    content: str | None = None
+
+
+class _AnswerChoice(msgspec.Struct):
+    message: _AnswerMessage | None = None
+
+
+class _AnswerText(msgspec.Struct):
+    choices: list[_AnswerChoice] = []
+
+
+def _completion_tokens_in(body: bytes) -> int:
+    """About four characters a token, for answers that came without usage."""
+    try:
+        answer = msgspec.json.decode(body, type=_AnswerText)
+    except msgspec.MsgspecError:
+        return 0
+    text = sum(len(c.message.content or "") for c in answer.choices if c.message is not None)
+    return (text + 3) // 4
+
+
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
 
@@ -129,7 +151,8 @@ class Router:
         latency = self.clock() - started
         usage, estimated = response.usage, False
         if usage is None:
-            usage, estimated = estimated_usage(request, completion_tokens=0), True
+            produced = _completion_tokens_in(response.body)
+            usage, estimated = estimated_usage(request, completion_tokens=produced), True
         metadata = self.metadata_for(choice, request_id, usage, latency, None, estimated=estimated)
         return CompletedCall(response=response, metadata=metadata)
 
@@ -160,6 +183,10 @@ class Router:
             await chunks.aclose()
             raise
         return RoutedStream(self, choice, request, request_id, started, first, chunks)
+
+    @property
+    def deadline(self) -> float:
+        return self._config.deadline
 
 
 class RoutedStream:
@@ -195,9 +222,17 @@ class RoutedStream:
                 self._ttft = self._router.clock() - self._started
 
     async def chunks(self) -> AsyncIterator[StreamChunk]:
+        """The deadline is checked between chunks: a stalled upstream is cut by the read
+        timeout, one that keeps trickling past the deadline at its next chunk."""
+        deadline = self._started + self._router.deadline
         self._observe(self._first)
         yield self._first
         async for chunk in self._rest:
+            if self._router.clock() > deadline:
+                raise UpstreamTimeout(
+                    f"the stream ran past the {self._router.deadline:g} s deadline",
+                    provider=self.choice.deployment.provider,
+                )
             self._observe(chunk)
             yield chunk
 

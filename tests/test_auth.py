@@ -238,3 +238,23 @@ def test_bad_auth_section_is_refused(auth: Any, where: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(config)
     assert str(raised.value).startswith(where)
+
+
+@pytest.mark.parametrize("model", ["mock/test-model", "test-model:floor"])
+def test_allowed_models_also_match_the_canonical_model(
+    gateway: GatewayServer, upstream: MockUpstream, model: str
+) -> None:
+    response = gateway.post(
+        {"model": model, "messages": HELLO}, headers={"authorization": f"Bearer {TEAM_KEY}"}
+    )
+    assert response.status_code == 200, response.text
+    assert upstream.requests[0].json["model"] == "upstream-model-id"
+
+
+def test_model_listing_needs_a_key_and_shows_only_allowed_models(gateway: GatewayServer) -> None:
+    refused = httpx.get(f"{gateway.url}/v1/models")
+    expect_error(refused, 401, "authentication_error", "invalid_api_key", None, "missing")
+    listed = httpx.get(f"{gateway.url}/v1/models", headers={"x-api-key": TEAM_KEY})
+    assert [m["id"] for m in listed.json()["data"]] == ["test-model"]
+    hidden = httpx.get(f"{gateway.url}/v1/models/prod-model", headers={"x-api-key": TEAM_KEY})
+    expect_error(hidden, 404, "not_found_error", "model_not_found", "model", "prod-model")

@@ -147,3 +147,19 @@ def test_unreadable_and_non_yaml_files_are_config_errors(tmp_path: Path) -> None
     scalar.write_text("just a string\n")
     with pytest.raises(ConfigError, match="expected a mapping"):
         load_config(scalar)
+
+
+def test_a_variable_can_fill_a_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GROQ_TIMEOUT", "12.5")
+    config = parse_config(broken("providers/groq/timeout", "${GROQ_TIMEOUT}"))
+    provider = config.providers["groq"]
+    assert isinstance(provider, OpenAIConfig)
+    assert provider.timeout == 12.5
+
+
+def test_double_dollar_escapes_interpolation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LITERAL", raising=False)
+    config = parse_config(broken("providers/groq/headers", {"x-template": "$${LITERAL}"}))
+    provider = config.providers["groq"]
+    assert isinstance(provider, OpenAIConfig)
+    assert provider.headers == {"x-template": "${LITERAL}"}

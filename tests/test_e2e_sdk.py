@@ -493,3 +493,11 @@ def test_slug_for_a_provider_without_the_model_is_not_found(client: openai.OpenA
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="other/test-model", messages=USER_MESSAGES)
     assert caught.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/v1/models"])
+def test_every_answer_has_a_request_id(gateway: GatewayServer, path: str) -> None:
+    response = httpx.get(f"{gateway.url}{path}", headers={"x-request-id": "trace-42"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "trace-42"
+    assert httpx.get(f"{gateway.url}{path}").headers["x-request-id"]

@@ -391,3 +391,32 @@ def test_stream_without_usage_gets_gateway_closing_chunk(
     assert metadata["provider"] == "mock"
     assert metadata["cost"]["estimated"] is True
     assert metadata["cost"]["usd"] > 0
+    # OpenAI keeps one id per stream; our count of what the stream carried
+    assert made["id"] == upstream[0]["id"]
+    assert made["usage"]["completion_tokens"] == 4  # four content deltas
+    assert made["usage"]["prompt_tokens"] >= 1
+
+
+def test_completion_without_usage_is_priced_from_its_text(
+    gateway: GatewayServer, mock_upstream: MockUpstream
+) -> None:
+    answer = completion(content="x" * 400)
+    del answer["usage"]
+    mock_upstream.enqueue(JSONReply(answer))
+
+    response = gateway.post({"model": "test-model", "messages": MESSAGES})
+
+    metadata = response.json()["routing_metadata"]
+    assert "usage" not in response.json()  # not invented in the provider's object
+    assert metadata["cost"]["estimated"] is True
+    assert metadata["cost"]["output_usd"] == pytest.approx(100 * 8.0 / 1e6)  # 400 chars ≈ 100
+
+
+def test_explicit_nulls_read_as_not_sent(
+    gateway: GatewayServer, mock_upstream: MockUpstream
+) -> None:
+    body = {"model": "test-model", "messages": MESSAGES, "stream": None, "temperature": None}
+    response = gateway.post(body)
+    assert response.status_code == 200, response.text
+    assert response.json()["object"] == "chat.completion"
+    assert mock_upstream.requests[0].json["temperature"] is None  # forwarded as sent

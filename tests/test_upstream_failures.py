@@ -310,6 +310,8 @@ def test_upstream_failure_before_the_stream_starts_is_a_plain_error(
     [
         ({"retry-after": "7"}, "7"),
         ({"retry-after-ms": "3000"}, "3"),
+        ({"retry-after": "2.2"}, "3"),  # never tell a client to come back too early
+        ({}, "1"),  # upstream said nothing: a 429 still says when to come back
     ],
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
@@ -420,6 +422,25 @@ def test_stalled_stream_times_out_with_error_event(
     assert (error["type"], error["code"], error["param"]) == ("api_error", "upstream_timeout", None)
     assert upstream.wait_for_disconnect(timeout=2)
     still_serves(gateway, upstream)
+
+
+def test_stream_running_past_the_deadline_ends_with_a_timeout_event(
+    upstream: MockUpstream, gateway_factory: StartGateway
+) -> None:
+    config = upstream_config(upstream.url)
+    config["routing"] = {"deadline": 0.4}
+    gateway = gateway_factory(config)
+    trickle = [chunk(content=f"t{i} ") for i in range(30)] + [chunk(finish_reason="stop")]
+    upstream.enqueue(SSEReply(trickle, delay_between=0.05))
+    started = time.monotonic()
+    *chunks, error_event, done = stream_events(gateway)
+    assert 0.4 <= time.monotonic() - started < 1.0
+    assert 3 <= len(chunks) < 30
+    assert done == "[DONE]"
+    error = envelope(json.loads(error_event))
+    assert (error["code"], error["param"]) == ("upstream_timeout", None)
+    assert "deadline" in error["message"]
+    assert upstream.wait_for_disconnect(timeout=2), "the upstream request was not closed"
 
 
 # --------------------------------------------------------------------------- client gone

@@ -9,7 +9,6 @@ from litestar.response import Stream
 from gateway.answers import sse_events, success_headers, with_metadata
 from gateway.chat_decoding import decode_chat_body
 from gateway.errors import JSON
-from gateway.request_ids import request_id_for
 from gateway.services import Services
 
 
@@ -17,18 +16,16 @@ from gateway.services import Services
 async def chat_completions(
     request: Request[object, object, State], state: State
 ) -> Response[bytes] | Stream:
-    request_id = request_id_for(request.headers)
-    request.scope["state"]["request_id"] = request_id  # for error responses
+    request_id: str = request.scope["state"]["request_id"]  # set by the middleware
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
     chat, options = decode_chat_body(await request.body())
     for name in options.models:
-        caller.check_model(name)
+        services.check_model_allowed(caller, name)
 
     if chat.stream:
         stream = await services.router.stream(chat, options, request_id)
         headers = {
-            "x-request-id": request_id,
             "x-switchboard-provider": stream.choice.deployment.provider,
             "x-switchboard-model": stream.choice.deployment.model,
             "cache-control": "no-cache",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
-from litestar import Response, get
+from litestar import Request, Response, get
 from litestar.datastructures import State
 from litestar.params import FromPath
 
@@ -51,17 +53,23 @@ def _info(name: str, model: ModelConfig) -> ModelInfo:
 
 
 @get("/v1/models")
-async def list_models(state: State) -> Response[bytes]:
+async def list_models(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     services: Services = state.services
-    listing = ModelList(data=[_info(n, m) for n, m in services.catalog.models.items()])
+    caller = services.auth.authenticate(request.headers)
+    listing = ModelList(
+        data=[_info(n, m) for n, m in services.catalog.models.items() if caller.allows(n)]
+    )
     return Response(msgspec.json.encode(listing), media_type=JSON)
 
 
 @get("/v1/models/{model_id:path}")
-async def get_model(state: State, model_id: FromPath[str]) -> Response[bytes]:
+async def get_model(
+    request: Request[Any, Any, Any], state: State, model_id: FromPath[str]
+) -> Response[bytes]:
     services: Services = state.services
+    caller = services.auth.authenticate(request.headers)
     name = model_id.lstrip("/")
     model = services.catalog.models.get(name)
-    if model is None:
+    if model is None or not caller.allows(name):
         raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
     return Response(msgspec.json.encode(_info(name, model)), media_type=JSON)
