@@ -7,8 +7,8 @@ at concurrency 1 and 64, with wrk + bench/chat.lua. Reports req/s, p50/p99 laten
 request, as a table on stdout and as JSON in bench/results/latest.json.
 
 Environment: BENCH_SERVER (passed as `serve --server`), BENCH_WARMUP / BENCH_DURATION
-(seconds per cell, default 2 / 8), SWITCHBOARD (gateway executable, default
-.venv/bin/switchboard).
+(seconds per cell, default 2 / 8), BENCH_ONLY (words every cell to run must contain),
+SWITCHBOARD (gateway executable, default .venv/bin/switchboard).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ BENCH = ROOT / "bench"
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))  # whole seconds: wrk takes no fractions
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 SERVER = os.environ.get("BENCH_SERVER", "")
+# e.g. BENCH_ONLY="realistic gateway json" runs only the cells whose name has every word
+ONLY = os.environ.get("BENCH_ONLY", "").split()
 SWITCHBOARD = os.environ.get("SWITCHBOARD", str(ROOT / ".venv/bin/switchboard"))
 CONCURRENCY = (1, 64)
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
@@ -283,6 +285,8 @@ def run_cells(
     rows = []
     for upstream in ("instant", "realistic"):
         for leg in ("direct json", "direct sse", "gateway json", "gateway sse"):
+            if not all(word in f"{upstream} {leg}" for word in ONLY):
+                continue
             target, fmt = leg.split()
             name, stream = f"{upstream}-{fmt}", fmt == "sse"
             port = gw_port if target == "gateway" else ports[name]
@@ -313,9 +317,9 @@ def report(rows: list[dict[str, Any]]) -> None:
     print("\nadded p50 over direct, concurrency 1:")
     p50 = {(r["upstream"], r["leg"]): r["p50_ms"] for r in rows if r["concurrency"] == 1}
     for (up, leg), v in p50.items():
-        if leg.startswith("gateway"):
-            fmt = leg.split()[1]
-            print(f"  {up:<10} {fmt:<6} +{v - p50[(up, f'direct {fmt}')]:.2f} ms")
+        fmt = leg.split()[1]
+        if leg.startswith("gateway") and (up, f"direct {fmt}") in p50:
+            print(f"  {up:<10} {fmt:<6} {v - p50[(up, f'direct {fmt}')]:+.2f} ms")
 
 
 def start_nginx(tmp: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:

@@ -66,19 +66,25 @@ async def sse_events(stream: RoutedStream) -> AsyncIterator[bytes]:
     """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
     `routing_metadata`. A failure after the first byte ends the stream with an error event."""
     closing: bytes | None = None
+    pending: list[bytes] = []
     try:
         async for chunk in stream.chunks():
             if chunk.usage_only:
                 closing = chunk.data  # held back: it must be the last event
-                continue
-            yield _event(chunk.data)
-        yield _event(with_metadata(closing or _closing_chunk(stream), stream.metadata()))
+            else:
+                pending.append(_event(chunk.data))
+            if not chunk.more_buffered and pending:
+                # a burst that arrived together leaves together: one write, not twenty
+                yield b"".join(pending)
+                pending.clear()
+        pending.append(_event(with_metadata(closing or _closing_chunk(stream), stream.metadata())))
     except SwitchboardError as exc:
-        yield _event(exc.to_json())
+        pending.append(_event(exc.to_json()))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
-        yield _event(ProviderError("the stream failed inside the gateway").to_json())
+        pending.append(_event(ProviderError("the stream failed inside the gateway").to_json()))
     finally:
         # also runs when the client disconnects: closes the upstream request
         await stream.aclose()
-    yield _DONE
+    pending.append(_DONE)
+    yield b"".join(pending)

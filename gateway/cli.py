@@ -72,6 +72,9 @@ def _serve(args: argparse.Namespace) -> int:
         access_log=False,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
+        # we read no client addresses, so parsing X-Forwarded-* on every request is waste
+        proxy_headers=False,
+        server_header=False,
     )
     return 0
 

@@ -18,8 +18,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        given = next((v for k, v in scope["headers"] if k == _HEADER), None)
-        request_id = acceptable_request_id(given.decode("latin-1")) if given else None
+        request_id = None
+        for name, value in scope["headers"]:
+            if name == _HEADER:
+                request_id = acceptable_request_id(value.decode("latin-1"))
+                break
         request_id = request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (_HEADER, request_id.encode())

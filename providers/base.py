@@ -33,6 +33,9 @@ class StreamChunk(msgspec.Struct, kw_only=True):
     usage: Usage | None = None
     has_output: bool = False  # carries generated content (the first one marks TTFT)
     usage_only: bool = False  # `choices: []` with usage: the stream's closing chunk
+    # more chunks are already received: the gateway may send this one together with them
+    # (one write instead of many for a burst) without delaying anything
+    more_buffered: bool = False
 
 
 class Provider(ABC):

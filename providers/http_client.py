@@ -37,7 +37,7 @@ class UpstreamReply(msgspec.Struct):
 
 
 class UpstreamStream:
-    """An open streaming response; read its status and headers, then its lines."""
+    """An open streaming response; read its status and headers, then its body."""
 
     __slots__ = ("_provider", "_response")
 
@@ -59,15 +59,13 @@ class UpstreamStream:
         except Exception as exc:
             raise map_exception(exc, self._provider) from exc
 
-    async def lines(self) -> AsyncIterator[bytes]:
-        """Each line without its terminator (LF or CRLF)."""
+    async def blocks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives: each block is everything received since the last one,
+        so a reader can handle what is already here before it waits again."""
         content = self._response.content
         try:
-            while True:
-                line = await content.readline()
-                if not line:
-                    return
-                yield line.rstrip(b"\r\n")
+            while block := await content.readany():
+                yield block
         except Exception as exc:
             raise map_exception(exc, self._provider) from exc
 

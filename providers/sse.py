@@ -18,12 +18,24 @@ class SSEDecoder:
     keep-alives), `event:`/`id:` fields and the optional single space after the colon.
     """
 
-    __slots__ = ("_data", "_event", "_id")
+    __slots__ = ("_data", "_event", "_id", "_partial")
 
     def __init__(self) -> None:
         self._data: list[bytes] = []
         self._event = b""
         self._id: bytes | None = None
+        self._partial = b""  # an incomplete line at the end of the last block
+
+    def feed_block(self, block: bytes) -> list[SSEEvent]:
+        """Feed raw body bytes as they arrive; returns the events they complete."""
+        lines = (self._partial + block).split(b"\n") if self._partial else block.split(b"\n")
+        self._partial = lines.pop()
+        events = []
+        for line in lines:
+            event = self.feed(line[:-1] if line[-1:] == b"\r" else line)
+            if event is not None:
+                events.append(event)
+        return events
 
     def feed(self, line: bytes) -> SSEEvent | None:
         if not line:

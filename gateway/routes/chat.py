@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from litestar import Request, Response, post
+from litestar import Request, post
 from litestar.datastructures import State
-from litestar.response import Stream
+from litestar.response.streaming import ASGIStreamingResponse
+from litestar.types import ASGIApp
 
 from gateway.answers import sse_events, success_headers, with_metadata
 from gateway.chat_decoding import decode_chat_body
-from gateway.errors import JSON
+from gateway.raw_response import JSONBytes
 from gateway.services import Services
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(
-    request: Request[object, object, State], state: State
-) -> Response[bytes] | Stream:
+async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
     request_id: str = request.scope["state"]["request_id"]  # set by the middleware
-    services: Services = state.services
+    # read from the app rather than injected: a `state` parameter costs a State copy and
+    # a signature-model pass on every request
+    services: Services = request.app.state.services
     caller = services.auth.authenticate(request.headers)
     chat, options = decode_chat_body(await request.body())
     for name in options.models:
@@ -31,11 +32,12 @@ async def chat_completions(
             "cache-control": "no-cache",
             "x-accel-buffering": "no",  # nginx in front must not buffer the stream
         }
-        return Stream(sse_events(stream), media_type="text/event-stream", headers=headers)
+        return ASGIStreamingResponse(
+            iterator=sse_events(stream), media_type="text/event-stream", headers=headers
+        )
 
     completed = await services.router.complete(chat, options, request_id)
-    return Response(
+    return JSONBytes(
         with_metadata(completed.response.body, completed.metadata),
-        media_type=JSON,
-        headers=success_headers(completed.metadata, with_cost=True),
+        success_headers(completed.metadata, with_cost=True),
     )

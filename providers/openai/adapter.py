@@ -79,21 +79,21 @@ class OpenAIProvider(Provider):
                 )
             finished = False
             decoder = SSEDecoder()
-            async for line in response.lines():
-                event = decoder.feed(line)
-                if event is None:
-                    continue
-                if event.data == _DONE:
-                    return
-                data = event.data
-                if b"\n" in data:
-                    # one event's JSON split over several `data:` lines, joined with "\n" by
-                    # the SSE rules; outside strings that is only whitespace in JSON, and
-                    # chunks must be one line to be re-framed as one `data:` line
-                    data = data.replace(b"\n", b" ")
-                chunk = self._read_chunk(data)
-                finished = finished or any(c.finish_reason for c in chunk.choices or ())
-                yield _stream_chunk(data, chunk)
+            async for block in response.blocks():
+                events = decoder.feed_block(block)
+                last = len(events) - 1
+                for position, event in enumerate(events):
+                    if event.data == _DONE:
+                        return
+                    data = event.data
+                    if b"\n" in data:
+                        # one event's JSON split over several `data:` lines, joined with
+                        # "\n" by the SSE rules; outside strings that is only whitespace in
+                        # JSON, and a chunk must be one line to be framed as one `data:`
+                        data = data.replace(b"\n", b" ")
+                    chunk = self._read_chunk(data)
+                    finished = finished or any(c.finish_reason for c in chunk.choices or ())
+                    yield _stream_chunk(data, chunk, more_buffered=position < last)
             if not finished:
                 raise UpstreamStreamCut(
                     f"{self.name} ended the stream before it was complete", provider=self.name
@@ -116,7 +116,7 @@ class OpenAIProvider(Provider):
         await self._http.aclose()
 
 
-def _stream_chunk(data: bytes, chunk: ChunkView) -> StreamChunk:
+def _stream_chunk(data: bytes, chunk: ChunkView, *, more_buffered: bool) -> StreamChunk:
     choices = chunk.choices or []
     has_output = False
     for choice in choices:
@@ -135,4 +135,5 @@ def _stream_chunk(data: bytes, chunk: ChunkView) -> StreamChunk:
         usage=chunk.usage,
         has_output=has_output,
         usage_only=not choices and chunk.usage is not None,
+        more_buffered=more_buffered,
     )
