@@ -45,8 +45,15 @@ def _serve(args: argparse.Namespace) -> int:
         f"switchboard: serving {path} on http://{args.host}:{args.port} ({args.server})", flush=True
     )
     if args.server == "granian":
-        from granian.constants import Interfaces, Loops
-        from granian.server import Server as Granian
+        try:
+            from granian.constants import Interfaces, Loops
+            from granian.server import Server as Granian
+        except ImportError:
+            print(
+                "--server granian needs the extra: pip install 'switchboard[granian]'",
+                file=sys.stderr,
+            )
+            return 1
 
         Granian(
             APP_FACTORY,
