@@ -521,3 +521,17 @@ def mock_upstream_factory() -> Iterator[Callable[[], MockUpstream]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_upstream() -> Iterator[MockUpstream]:
+    """One server for a whole test module: starting servers costs more than most tests."""
+    with MockUpstream() as server:
+        yield server
+
+
+@pytest.fixture
+def upstream(shared_upstream: MockUpstream) -> MockUpstream:
+    """The module's server with its script and recordings cleared for this test."""
+    shared_upstream.reset()
+    return shared_upstream

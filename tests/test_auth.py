@@ -19,6 +19,7 @@ from tests.mock_upstream import MockUpstream
 
 TEAM_KEY = "sb-team-a-0123456789abcdef"
 HELLO = [{"role": "user", "content": "hi"}]
+pytestmark = pytest.mark.usefixtures("upstream")
 
 
 def keyed_config(upstream_url: str) -> dict[str, Any]:
@@ -38,21 +39,10 @@ def keyed_config(upstream_url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[MockUpstream]:
-    with MockUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream: MockUpstream) -> Iterator[GatewayServer]:
-    server = GatewayServer(keyed_config(upstream.url)).start()
+def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
+    server = GatewayServer(keyed_config(shared_upstream.url)).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_upstream(upstream: MockUpstream) -> None:
-    upstream.reset()
 
 
 def ask(

@@ -14,26 +14,16 @@ from tests.mock_upstream import MockUpstream
 
 MAX_REQUEST_BYTES = 2048
 HELLO = [{"role": "user", "content": "hi"}]
+pytestmark = pytest.mark.usefixtures("upstream")
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[MockUpstream]:
-    with MockUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream: MockUpstream) -> Iterator[GatewayServer]:
-    config = upstream_config(upstream.url)
+def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
+    config = upstream_config(shared_upstream.url)
     config["limits"] = {"max_request_bytes": MAX_REQUEST_BYTES}
     server = GatewayServer(config).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_upstream(upstream: MockUpstream) -> None:
-    upstream.reset()
 
 
 def body(**fields: Any) -> dict[str, Any]:

@@ -62,20 +62,8 @@ TIME_TOOL: dict[str, Any] = {
 # --------------------------------------------------------------------------- fixtures
 
 
-# One upstream and one gateway per module (starting uvicorn costs more than a test);
-# the upstream's script and recorded requests are cleared before each test.
-@pytest.fixture(scope="module")
-def shared_upstream() -> Iterator[MockUpstream]:
-    with MockUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def mock_upstream(shared_upstream: MockUpstream) -> MockUpstream:
-    shared_upstream.reset()
-    return shared_upstream
-
-
+# One gateway per module over the module's upstream (`shared_upstream`); `upstream`
+# is that server cleared for each test.
 @pytest.fixture(scope="module")
 def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
     server = GatewayServer(upstream_config(shared_upstream.url)).start()
@@ -172,8 +160,8 @@ def assert_streamed_answer(chunks: list[ChatCompletionChunk], request_id: str) -
 # --------------------------------------------------------------------------- completions
 
 
-def test_completion_sync(client: openai.OpenAI, mock_upstream: MockUpstream) -> None:
-    mock_upstream.enqueue(
+def test_completion_sync(client: openai.OpenAI, upstream: MockUpstream) -> None:
+    upstream.enqueue(
         JSONReply(completion("Paris.", usage=make_usage(prompt_tokens=1234, completion_tokens=567)))
     )
     raw = client.chat.completions.with_raw_response.create(
@@ -197,8 +185,8 @@ def test_completion_sync(client: openai.OpenAI, mock_upstream: MockUpstream) -> 
     assert_success_headers(raw.headers, metadata["cost"]["usd"])
 
 
-async def test_completion_async(gateway: GatewayServer, mock_upstream: MockUpstream) -> None:
-    mock_upstream.enqueue(
+async def test_completion_async(gateway: GatewayServer, upstream: MockUpstream) -> None:
+    upstream.enqueue(
         JSONReply(completion("Lyon.", usage=make_usage(prompt_tokens=40, completion_tokens=3)))
     )
     async with async_client(gateway) as client:
@@ -223,7 +211,7 @@ async def test_completion_async(gateway: GatewayServer, mock_upstream: MockUpstr
 
 @pytest.mark.parametrize("client_asks_usage", [True, False], ids=["include_usage", "no_options"])
 def test_stream_sync(
-    client: openai.OpenAI, mock_upstream: MockUpstream, client_asks_usage: bool
+    client: openai.OpenAI, upstream: MockUpstream, client_asks_usage: bool
 ) -> None:
     # the default SSEReply sends a usage chunk only when the request asked for one,
     # so a usage chunk here proves the gateway asked upstream for it
@@ -237,12 +225,12 @@ def test_stream_sync(
     chunks = list(raw.parse())
 
     assert_streamed_answer(chunks, request_id=raw.headers["x-request-id"])
-    assert mock_upstream.last_request.json["stream_options"] == {"include_usage": True}
+    assert upstream.last_request.json["stream_options"] == {"include_usage": True}
 
 
 @pytest.mark.parametrize("client_asks_usage", [True, False], ids=["include_usage", "no_options"])
 async def test_stream_async(
-    gateway: GatewayServer, mock_upstream: MockUpstream, client_asks_usage: bool
+    gateway: GatewayServer, upstream: MockUpstream, client_asks_usage: bool
 ) -> None:
     async with async_client(gateway) as client:
         raw = await client.chat.completions.with_raw_response.create(
@@ -261,13 +249,13 @@ async def test_stream_async(
 # --------------------------------------------------------------------------- tools
 
 
-def test_tool_call_round_trip(client: openai.OpenAI, mock_upstream: MockUpstream) -> None:
+def test_tool_call_round_trip(client: openai.OpenAI, upstream: MockUpstream) -> None:
     call = {
         "id": "call_abc123",
         "type": "function",
         "function": {"name": "get_weather", "arguments": '{"city": "Oslo", "unit": "c"}'},
     }
-    mock_upstream.enqueue(
+    upstream.enqueue(
         JSONReply(completion(content=None, tool_calls=[call])),
         JSONReply(completion("It is 3 degrees in Oslo.")),
     )
@@ -297,7 +285,7 @@ def test_tool_call_round_trip(client: openai.OpenAI, mock_upstream: MockUpstream
     )
     assert second.choices[0].message.content == "It is 3 degrees in Oslo."
 
-    first_sent, second_sent = (r.json for r in mock_upstream.requests)
+    first_sent, second_sent = (r.json for r in upstream.requests)
     assert first_sent["tools"] == [WEATHER_TOOL]
     assert second_sent["messages"] == messages
     assert second_sent["messages"][1]["tool_calls"][0]["function"]["arguments"] == (
@@ -318,7 +306,7 @@ def _tool_call_deltas(index: int, call_id: str, name: str, arguments: str) -> li
     return [head] + [{"index": index, "function": {"arguments": p}} for p in pieces]
 
 
-def test_streamed_parallel_tool_calls(client: openai.OpenAI, mock_upstream: MockUpstream) -> None:
+def test_streamed_parallel_tool_calls(client: openai.OpenAI, upstream: MockUpstream) -> None:
     weather_args = json.dumps({"city": "Oslo", "unit": "celsius"})
     time_args = json.dumps({"tz": "Europe/Oslo"})
     deltas = _tool_call_deltas(0, "call_weather", "get_weather", weather_args)
@@ -329,7 +317,7 @@ def test_streamed_parallel_tool_calls(client: openai.OpenAI, mock_upstream: Mock
         chunk(finish_reason="tool_calls"),
         usage_chunk(make_usage(prompt_tokens=30, completion_tokens=len(deltas))),
     ]
-    mock_upstream.enqueue(SSEReply(chunks))
+    upstream.enqueue(SSEReply(chunks))
 
     with client.chat.completions.stream(
         model="test-model",
@@ -349,7 +337,7 @@ def test_streamed_parallel_tool_calls(client: openai.OpenAI, mock_upstream: Mock
     ]
     assert calls[0].function.arguments == weather_args
     assert final.usage is not None and final.usage.completion_tokens == len(deltas)
-    assert mock_upstream.last_request.json["parallel_tool_calls"] is True
+    assert upstream.last_request.json["parallel_tool_calls"] is True
 
 
 # --------------------------------------------------------------------------- identity and keys
@@ -362,7 +350,7 @@ def _assert_no_secret(response: httpx.Response) -> None:
 
 
 def test_request_id_echoed_and_provider_key_stays_upstream(
-    client: openai.OpenAI, gateway: GatewayServer, mock_upstream: MockUpstream
+    client: openai.OpenAI, gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     raw = client.chat.completions.with_raw_response.create(
         model="test-model",
@@ -373,9 +361,9 @@ def test_request_id_echoed_and_provider_key_stays_upstream(
     assert metadata_of(raw.parse())["request_id"] == "trace-42.abc"
     _assert_no_secret(raw.http_response)
 
-    upstream = mock_upstream.last_request
-    assert upstream.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
-    assert "sk-client-key" not in json.dumps(upstream.headers)
+    seen = upstream.last_request
+    assert seen.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert "sk-client-key" not in json.dumps(seen.headers)
 
     # a stream, and an upstream error that quotes the key, must not leak it either
     streamed = gateway.post(
@@ -385,9 +373,9 @@ def test_request_id_echoed_and_provider_key_stays_upstream(
     assert streamed.status_code == 200
     assert streamed.headers["x-request-id"] == "trace-43"
     _assert_no_secret(streamed)
-    assert mock_upstream.last_request.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
+    assert upstream.last_request.headers["authorization"] == f"Bearer {UPSTREAM_KEY}"
 
-    mock_upstream.enqueue(
+    upstream.enqueue(
         ErrorReply(401, f"Incorrect API key provided: {UPSTREAM_KEY}.", code="invalid_api_key")
     )
     refused = gateway.post({"model": "test-model", "messages": USER_MESSAGES})
@@ -417,7 +405,7 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     ]
 
 
-def test_unknown_model_is_not_found(client: openai.OpenAI, mock_upstream: MockUpstream) -> None:
+def test_unknown_model_is_not_found(client: openai.OpenAI, upstream: MockUpstream) -> None:
     with pytest.raises(openai.NotFoundError) as retrieved:
         client.models.retrieve("no-such-model")
     assert retrieved.value.code == "model_not_found"
@@ -427,20 +415,20 @@ def test_unknown_model_is_not_found(client: openai.OpenAI, mock_upstream: MockUp
     assert chatted.value.code == "model_not_found"
     assert chatted.value.type == "not_found_error"
     assert chatted.value.param == "model"
-    assert mock_upstream.requests == []
+    assert upstream.requests == []
 
 
 # --------------------------------------------------------------------------- model selection
 
 
 def test_models_list_in_extra_body(
-    client: openai.OpenAI, gateway: GatewayServer, mock_upstream: MockUpstream
+    client: openai.OpenAI, gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     response = client.chat.completions.create(
         model="test-model", messages=USER_MESSAGES, extra_body={"models": ["test-model"]}
     )
     assert metadata_of(response)["model_canonical"] == "test-model"
-    assert "models" not in mock_upstream.last_request.json
+    assert "models" not in upstream.last_request.json
 
     # without `model` (which the SDK requires, so over plain HTTP)
     raw = gateway.post({"models": ["test-model"], "messages": USER_MESSAGES})
@@ -449,7 +437,7 @@ def test_models_list_in_extra_body(
     assert body["choices"][0]["message"]["content"] == DEFAULT_TEXT
     assert body["routing_metadata"]["model_canonical"] == "test-model"
     assert body["routing_metadata"]["provider"] == "mock"
-    sent = mock_upstream.last_request.json
+    sent = upstream.last_request.json
     assert sent["model"] == "upstream-model-id"
     assert "models" not in sent
 
@@ -466,7 +454,7 @@ def test_models_list_in_extra_body(
 )
 def test_model_slugs_and_strategies(
     client: openai.OpenAI,
-    mock_upstream: MockUpstream,
+    upstream: MockUpstream,
     model: str,
     extra_body: dict[str, Any] | None,
     strategy: str,
@@ -484,7 +472,7 @@ def test_model_slugs_and_strategies(
         strategy=strategy,
     )
     assert_success_headers(raw.headers, metadata_of(response)["cost"]["usd"])
-    sent = mock_upstream.last_request.json
+    sent = upstream.last_request.json
     assert sent["model"] == "upstream-model-id"
     assert not {"routing", "provider"} & sent.keys()
 

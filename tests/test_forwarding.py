@@ -35,20 +35,8 @@ DONE = b"[DONE]"
 # --------------------------------------------------------------------------- fixtures
 
 
-# One upstream and one gateway per module (starting uvicorn costs more than a test);
-# the upstream's script and recorded requests are cleared before each test.
-@pytest.fixture(scope="module")
-def shared_upstream() -> Iterator[MockUpstream]:
-    with MockUpstream() as server:
-        yield server
-
-
-@pytest.fixture
-def mock_upstream(shared_upstream: MockUpstream) -> MockUpstream:
-    shared_upstream.reset()
-    return shared_upstream
-
-
+# One gateway per module over the module's upstream (`shared_upstream`); `upstream`
+# is that server cleared for each test.
 @pytest.fixture(scope="module")
 def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
     server = GatewayServer(upstream_config(shared_upstream.url)).start()
@@ -113,7 +101,7 @@ def with_extras(value: dict[str, Any], **extras: Any) -> dict[str, Any]:
 
 
 def test_unknown_fields_forwarded_and_gateway_fields_consumed(
-    gateway: GatewayServer, mock_upstream: MockUpstream
+    gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     body = {
         "model": "test-model",
@@ -130,7 +118,7 @@ def test_unknown_fields_forwarded_and_gateway_fields_consumed(
             "anthropic": {"top_k": 5, "thinking": {"type": "enabled", "budget_tokens": 1024}},
         },
     }
-    sent = sent_upstream(gateway, mock_upstream, body)
+    sent = sent_upstream(gateway, upstream, body)
 
     assert sent == {
         "model": "upstream-model-id",
@@ -143,7 +131,7 @@ def test_unknown_fields_forwarded_and_gateway_fields_consumed(
     }
     assert not GATEWAY_ONLY_FIELDS & sent.keys()
     # the client's own bytes, not a re-encoding
-    assert b'"my_vendor_flag":{"a": [1, 2]}' in mock_upstream.last_request.body
+    assert b'"my_vendor_flag":{"a": [1, 2]}' in upstream.last_request.body
 
 
 @pytest.mark.parametrize(
@@ -161,12 +149,12 @@ def test_unknown_fields_forwarded_and_gateway_fields_consumed(
 )
 def test_model_id_and_stream_options_upstream(
     gateway: GatewayServer,
-    mock_upstream: MockUpstream,
+    upstream: MockUpstream,
     stream_fields: dict[str, Any],
     upstream_options: dict[str, Any] | None,
 ) -> None:
     sent = sent_upstream(
-        gateway, mock_upstream, {"model": "test-model", "messages": MESSAGES, **stream_fields}
+        gateway, upstream, {"model": "test-model", "messages": MESSAGES, **stream_fields}
     )
     assert sent["model"] == "upstream-model-id"
     assert sent.get("stream_options") == upstream_options
@@ -189,11 +177,11 @@ GET_WEATHER = {
     ],
 )
 def test_deprecated_functions_become_tools(
-    gateway: GatewayServer, mock_upstream: MockUpstream, function_call: Any, tool_choice: Any
+    gateway: GatewayServer, upstream: MockUpstream, function_call: Any, tool_choice: Any
 ) -> None:
     sent = sent_upstream(
         gateway,
-        mock_upstream,
+        upstream,
         {
             "model": "test-model",
             "messages": MESSAGES,
@@ -208,7 +196,7 @@ def test_deprecated_functions_become_tools(
 
 
 def test_content_parts_and_developer_message_forwarded(
-    gateway: GatewayServer, mock_upstream: MockUpstream
+    gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     messages = [
         {"role": "developer", "content": "Answer in one word."},
@@ -231,9 +219,9 @@ def test_content_parts_and_developer_message_forwarded(
             ],
         },
     ]
-    sent = sent_upstream(gateway, mock_upstream, {"model": "test-model", "messages": messages})
+    sent = sent_upstream(gateway, upstream, {"model": "test-model", "messages": messages})
     assert sent["messages"] == messages
-    assert json.dumps(messages).encode() in mock_upstream.last_request.body
+    assert json.dumps(messages).encode() in upstream.last_request.body
 
 
 # --------------------------------------------------------------------------- answers
@@ -259,23 +247,23 @@ def unusual_completion() -> dict[str, Any]:
 
 @pytest.mark.parametrize("pretty", [False, True], ids=["compact", "pretty_printed"])
 def test_completion_comes_back_unchanged_plus_metadata(
-    gateway: GatewayServer, mock_upstream: MockUpstream, pretty: bool
+    gateway: GatewayServer, upstream: MockUpstream, pretty: bool
 ) -> None:
-    upstream = unusual_completion()
+    scripted = unusual_completion()
     if pretty:
-        raw = json.dumps(upstream, indent=2).encode() + b"\n"
-        mock_upstream.enqueue(RawReply(raw))
+        raw = json.dumps(scripted, indent=2).encode() + b"\n"
+        upstream.enqueue(RawReply(raw))
     else:
-        raw = compact(upstream)
-        mock_upstream.enqueue(JSONReply(upstream))
+        raw = compact(scripted)
+        upstream.enqueue(JSONReply(scripted))
 
     response = gateway.post({"model": "test-model", "messages": MESSAGES})
     assert response.status_code == 200, response.text
 
     received = response.json()
-    assert list(received) == [*upstream, "routing_metadata"]
+    assert list(received) == [*scripted, "routing_metadata"]
     answer, metadata = split_metadata(response.content)
-    assert answer == upstream
+    assert answer == scripted
     assert metadata["provider"] == "mock"
     assert metadata["cost"]["estimated"] is False
     # spliced in, not re-encoded: the provider's bytes come first, untouched
@@ -283,7 +271,7 @@ def test_completion_comes_back_unchanged_plus_metadata(
 
 
 def test_stream_chunks_come_back_byte_identical(
-    gateway: GatewayServer, mock_upstream: MockUpstream
+    gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     logprobs = {"content": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105]}]}
     first = with_extras(chunk(role="assistant", content=""), service_tier="default", usage=None)
@@ -292,14 +280,14 @@ def test_stream_chunks_come_back_byte_identical(
     third = with_extras(chunk(content=" there", id="chatcmpl-mock"), x_vendor={"k": 1})
     last_choice = with_extras(chunk(finish_reason="stop"), usage=None)
     usage = with_extras(usage_chunk(make_usage(7, 2)), x_vendor={"billing": "tier-2"})
-    upstream: list[dict[str, Any]] = [first, second, third, last_choice, usage]
-    mock_upstream.enqueue(SSEReply(list(upstream)))
+    scripted: list[dict[str, Any]] = [first, second, third, last_choice, usage]
+    upstream.enqueue(SSEReply(list(scripted)))
 
     events = stream_through(gateway)
 
     assert events[-1] == DONE
     *passed, closing = events[:-1]
-    assert passed == [compact(c) for c in upstream[:-1]]
+    assert passed == [compact(c) for c in scripted[:-1]]
     assert closing.startswith(compact(usage)[:-1] + b',"routing_metadata":')
     answer, metadata = split_metadata(closing)
     assert answer == usage
@@ -341,9 +329,9 @@ def robustness_reply() -> tuple[SSEReply, list[dict[str, Any]]]:
     return SSEReply(items), chunks
 
 
-def test_sse_parsing_robustness(gateway: GatewayServer, mock_upstream: MockUpstream) -> None:
+def test_sse_parsing_robustness(gateway: GatewayServer, upstream: MockUpstream) -> None:
     reply, chunks = robustness_reply()
-    mock_upstream.enqueue(reply)
+    upstream.enqueue(reply)
 
     events = stream_through(gateway)
 
@@ -357,11 +345,9 @@ def test_sse_parsing_robustness(gateway: GatewayServer, mock_upstream: MockUpstr
         assert b"\n" not in event
 
 
-def test_sse_parsing_robustness_with_sdk(
-    gateway: GatewayServer, mock_upstream: MockUpstream
-) -> None:
+def test_sse_parsing_robustness_with_sdk(gateway: GatewayServer, upstream: MockUpstream) -> None:
     reply, _ = robustness_reply()
-    mock_upstream.enqueue(reply)
+    upstream.enqueue(reply)
 
     with openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="k", max_retries=0) as client:
         stream = client.chat.completions.create(
@@ -375,16 +361,16 @@ def test_sse_parsing_robustness_with_sdk(
 
 
 def test_stream_without_usage_gets_gateway_closing_chunk(
-    gateway: GatewayServer, mock_upstream: MockUpstream
+    gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
-    upstream = default_chunks(include_usage=False)
-    mock_upstream.enqueue(SSEReply(list(upstream)))
+    scripted = default_chunks(include_usage=False)
+    upstream.enqueue(SSEReply(list(scripted)))
 
     events = stream_through(gateway)
 
     assert events[-1] == DONE
     *passed, closing = events[:-1]
-    assert passed == [compact(c) for c in upstream]
+    assert passed == [compact(c) for c in scripted]
     made, metadata = split_metadata(closing)
     assert made["object"] == "chat.completion.chunk"
     assert made["choices"] == []
@@ -392,17 +378,17 @@ def test_stream_without_usage_gets_gateway_closing_chunk(
     assert metadata["cost"]["estimated"] is True
     assert metadata["cost"]["usd"] > 0
     # OpenAI keeps one id per stream; our count of what the stream carried
-    assert made["id"] == upstream[0]["id"]
+    assert made["id"] == scripted[0]["id"]
     assert made["usage"]["completion_tokens"] == 4  # four content deltas
     assert made["usage"]["prompt_tokens"] >= 1
 
 
 def test_completion_without_usage_is_priced_from_its_text(
-    gateway: GatewayServer, mock_upstream: MockUpstream
+    gateway: GatewayServer, upstream: MockUpstream
 ) -> None:
     answer = completion(content="x" * 400)
     del answer["usage"]
-    mock_upstream.enqueue(JSONReply(answer))
+    upstream.enqueue(JSONReply(answer))
 
     response = gateway.post({"model": "test-model", "messages": MESSAGES})
 
@@ -412,11 +398,9 @@ def test_completion_without_usage_is_priced_from_its_text(
     assert metadata["cost"]["output_usd"] == pytest.approx(100 * 8.0 / 1e6)  # 400 chars ≈ 100
 
 
-def test_explicit_nulls_read_as_not_sent(
-    gateway: GatewayServer, mock_upstream: MockUpstream
-) -> None:
+def test_explicit_nulls_read_as_not_sent(gateway: GatewayServer, upstream: MockUpstream) -> None:
     body = {"model": "test-model", "messages": MESSAGES, "stream": None, "temperature": None}
     response = gateway.post(body)
     assert response.status_code == 200, response.text
     assert response.json()["object"] == "chat.completion"
-    assert mock_upstream.requests[0].json["temperature"] is None  # forwarded as sent
+    assert upstream.requests[0].json["temperature"] is None  # forwarded as sent

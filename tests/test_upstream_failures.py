@@ -29,25 +29,15 @@ from tests.mock_upstream import (
 PROVIDER_KEY = "sk-upstream-secret"  # what upstream_config gives the provider
 HELLO = [{"role": "user", "content": "hi"}]
 StartGateway = Callable[[dict[str, Any]], GatewayServer]
+pytestmark = pytest.mark.usefixtures("upstream")
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[MockUpstream]:
-    with MockUpstream() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(upstream: MockUpstream) -> Iterator[GatewayServer]:
+def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
     """One gateway for the module (failures must not poison it for the next test)."""
-    server = GatewayServer(upstream_config(upstream.url, timeout=0.5)).start()
+    server = GatewayServer(upstream_config(shared_upstream.url, timeout=0.5)).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(autouse=True)
-def fresh_upstream(upstream: MockUpstream) -> None:
-    upstream.reset()
 
 
 def request(stream: bool = False) -> dict[str, Any]:
