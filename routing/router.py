@@ -20,6 +20,7 @@ from routing.config import DeploymentConfig, RoutingConfig, Strategy
 from routing.cost import cost_of
 from routing.metadata import RoutingMetadata
 from routing.options import RouteOptions
+from routing.usage_estimate import completion_tokens_in, estimated_usage
 
 _SORT_STRATEGY: dict[str, Strategy] = {
     "price": "cost",
@@ -28,7 +29,9 @@ _SORT_STRATEGY: dict[str, Strategy] = {
 }
 
 
-class Choice(msgspec.Struct, kw_only=True):
+class Selection(msgspec.Struct, kw_only=True):
+    """The deployment chosen to serve a request, and under which strategy."""
+
     canonical: str
     deployment: DeploymentConfig
     strategy: Strategy
@@ -37,38 +40,6 @@ class Choice(msgspec.Struct, kw_only=True):
 class CompletedCall(msgspec.Struct, kw_only=True):
     response: ProviderResponse
     metadata: RoutingMetadata
-
-
-def estimated_usage(request: ChatRequest, *, completion_tokens: int) -> Usage:
-    """When the upstream reports no usage: our own count (a token per streamed delta)."""
-    prompt = request.estimated_prompt_tokens()
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion_tokens,
-        total_tokens=prompt + completion_tokens,
-    )
-
-
-class _AnswerMessage(msgspec.Struct):
-    content: str | None = None
-
-
-class _AnswerChoice(msgspec.Struct):
-    message: _AnswerMessage | None = None
-
-
-class _AnswerText(msgspec.Struct):
-    choices: list[_AnswerChoice] = []
-
-
-def _completion_tokens_in(body: bytes) -> int:
-    """About four characters a token, for answers that came without usage."""
-    try:
-        answer = msgspec.json.decode(body, type=_AnswerText)
-    except msgspec.MsgspecError:
-        return 0
-    text = sum(len(c.message.content or "") for c in answer.choices if c.message is not None)
-    return (text + 3) // 4
 
 
 def _ms(seconds: float) -> float:
@@ -88,10 +59,10 @@ class Router:
         self._config = config
         self.clock = clock
 
-    def plan(self, options: RouteOptions) -> Choice:
+    def plan(self, options: RouteOptions) -> Selection:
         resolved: list[ResolvedModel] = [self._catalog.resolve(name) for name in options.models]
         first = resolved[0]
-        return Choice(
+        return Selection(
             canonical=first.canonical,
             deployment=first.deployments[0],
             strategy=self._strategy(options, first),
@@ -106,7 +77,7 @@ class Router:
 
     def metadata_for(
         self,
-        choice: Choice,
+        choice: Selection,
         request_id: str,
         usage: Usage,
         latency: float,
@@ -151,7 +122,7 @@ class Router:
         latency = self.clock() - started
         usage, estimated = response.usage, False
         if usage is None:
-            produced = _completion_tokens_in(response.body)
+            produced = completion_tokens_in(response.body)
             usage, estimated = estimated_usage(request, completion_tokens=produced), True
         metadata = self.metadata_for(choice, request_id, usage, latency, None, estimated=estimated)
         return CompletedCall(response=response, metadata=metadata)
@@ -195,7 +166,7 @@ class RoutedStream:
     def __init__(
         self,
         router: Router,
-        choice: Choice,
+        choice: Selection,
         request: ChatRequest,
         request_id: str,
         started: float,
