@@ -424,7 +424,7 @@ def test_stream_running_past_the_deadline_ends_with_a_timeout_event(
     upstream.enqueue(SSEReply(trickle, delay_between=0.05))
     started = time.monotonic()
     *chunks, error_event, done = stream_events(gateway)
-    assert 0.4 <= time.monotonic() - started < 1.0
+    assert 0.4 <= time.monotonic() - started < 1.5
     assert 3 <= len(chunks) < 30
     assert done == "[DONE]"
     error = envelope(json.loads(error_event))
