@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 
 import msgspec
 
+from providers.capabilities import Capabilities, droppable_unsupported
 from providers.chat_types import ChatRequest, Usage
 
 
@@ -41,8 +42,16 @@ class StreamChunk(msgspec.Struct, kw_only=True):
 class Provider(ABC):
     """An upstream API. Adapters raise only `ProviderError` subclasses."""
 
+    # what this API can do for any model; the model catalogue and config refine it
+    capabilities: Capabilities = Capabilities()
+
     def __init__(self, name: str) -> None:
         self.name = name
+
+    def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
+        """Request parameters this upstream will not honour (dropped from what it is sent
+        and named to the client). Adapters add what their API has no field for."""
+        return droppable_unsupported(request, capabilities)
 
     @abstractmethod
     async def complete(self, call: ProviderCall) -> ProviderResponse: ...

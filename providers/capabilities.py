@@ -1,0 +1,58 @@
+"""What a deployment can do: routing filters candidates by it, and a parameter a chosen
+deployment cannot honour is dropped and named in `x-switchboard-dropped-params`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from providers.chat_types import ChatRequest, ImagePart, JSONSchemaResponseFormat, UserMessage
+
+
+class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    tools: bool = True
+    vision: bool = True
+    json_schema: bool = True  # response_format: json_schema
+    reasoning: bool = False  # reasoning_effort has an effect
+    logprobs: bool = True
+    multiple_choices: bool = True  # n > 1
+    context_window: Annotated[int, Meta(ge=1)] | None = None  # tokens; None: unknown
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
+
+
+def needs_vision(request: ChatRequest) -> bool:
+    return any(
+        isinstance(m, UserMessage)
+        and not isinstance(m.content, str)
+        and any(isinstance(part, ImagePart) for part in m.content)
+        for m in request.messages
+    )
+
+
+def droppable_unsupported(request: ChatRequest, capabilities: Capabilities) -> list[str]:
+    """Parameters the request sets that these capabilities cannot honour but whose absence
+    still gives a valid answer (so they are dropped, unless the client requires them)."""
+    dropped: list[str] = []
+    if not capabilities.logprobs:
+        dropped += [p for p in ("logprobs", "top_logprobs") if p in request.raw]
+    if not capabilities.multiple_choices and isinstance(request.n, int) and request.n > 1:
+        dropped.append("n")
+    if not capabilities.reasoning and "reasoning_effort" in request.raw:
+        dropped.append("reasoning_effort")
+    return dropped
+
+
+def missing_capability(request: ChatRequest, capabilities: Capabilities) -> str | None:
+    """The capability the request cannot do without, if these capabilities lack one."""
+    if isinstance(request.tools, list) and request.tools and not capabilities.tools:
+        return "tools"
+    if (
+        isinstance(request.response_format, JSONSchemaResponseFormat)
+        and not capabilities.json_schema
+    ):
+        return "json_schema"
+    if not capabilities.vision and needs_vision(request):
+        return "vision"
+    return None
