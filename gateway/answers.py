@@ -25,11 +25,15 @@ def with_metadata(body: bytes, metadata: RoutingMetadata) -> bytes:
     return head + separator + b'"routing_metadata":' + _encode(metadata) + b"}"
 
 
-def success_headers(metadata: RoutingMetadata, *, with_cost: bool) -> dict[str, str]:
+def success_headers(
+    metadata: RoutingMetadata, *, with_cost: bool, dropped_params: tuple[str, ...] = ()
+) -> dict[str, str]:
     headers = {
         "x-switchboard-provider": metadata.provider,
         "x-switchboard-model": metadata.provider_model_id,
     }
+    if dropped_params:
+        headers["x-switchboard-dropped-params"] = ",".join(dropped_params)
     if with_cost:
         headers["x-switchboard-cost-usd"] = f"{metadata.cost.usd:.10f}".rstrip("0").rstrip(".")
     return headers

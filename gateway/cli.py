@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from gateway.config import EMBEDDED_CONFIG, ConfigError, load_config
+from gateway.config import EMBEDDED_CONFIG, Config, ConfigError, load_config
+from gateway.services import Services
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
 
@@ -17,9 +18,17 @@ def _config_path(given: str | None) -> Path:
     return Path(given or os.environ.get("SWITCHBOARD_CONFIG") or EMBEDDED_CONFIG)
 
 
+def _validated(path: str | Path) -> Config:
+    """The config, checked as far as serving it would check it (providers built, every
+    deployment priced), without binding a port or touching the network."""
+    config = load_config(path)
+    Services(config)
+    return config
+
+
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        config = load_config(args.file)
+        config = _validated(args.file)
     except ConfigError as exc:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 1
@@ -33,7 +42,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     path = _config_path(args.config)
     try:
-        load_config(path)  # refuse a broken config before binding the port
+        _validated(path)  # refuse a broken config before binding the port
     except ConfigError as exc:
         print(f"invalid config: {exc}", file=sys.stderr)
         return 1

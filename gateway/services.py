@@ -5,28 +5,49 @@ from __future__ import annotations
 import asyncio
 
 from gateway.auth import Authenticator, Caller
-from gateway.config import AuthConfig, Config
+from gateway.config import AuthConfig, Config, ConfigError
 from providers.base import Provider
+from providers.config import ProviderConfig
 from providers.errors import PermissionDenied
 from providers.registry import build_provider
-from routing.catalog import Catalog
+from routing.deployments import DeploymentError, resolve_deployments
+from routing.model_catalogue import ModelCatalogue, load_catalogue
+from routing.resolution import ModelResolver
 from routing.router import Router
 
 
+def catalogue_family(config: ProviderConfig) -> str:
+    """The model catalogue's name for a provider: its preset, else its kind."""
+    preset = getattr(config, "preset", None)
+    return preset if isinstance(preset, str) else str(type(config).__struct_config__.tag)
+
+
 class Services:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, catalogue: ModelCatalogue | None = None) -> None:
+        """Raises ConfigError for what only shows once providers exist (a price missing
+        from both the config and the model catalogue)."""
         self.config = config
         self.providers: dict[str, Provider] = {
             name: build_provider(name, provider) for name, provider in config.providers.items()
         }
-        self.catalog = Catalog(config.models)
-        self.router = Router(self.providers, self.catalog, config.routing)
+        try:
+            deployments = resolve_deployments(
+                config.models,
+                families={n: catalogue_family(p) for n, p in config.providers.items()},
+                capabilities={n: p.capabilities for n, p in self.providers.items()},
+                catalogue=catalogue or load_catalogue(),
+            )
+        except DeploymentError as exc:
+            raise ConfigError(str(exc)) from None
+        self.models = ModelResolver(deployments)
+        self.descriptions = {name: model.description for name, model in config.models.items()}
+        self.router = Router(self.providers, self.models, config.routing)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
         """A key's `allowed_models` patterns match the name as sent or its canonical model
         (so `llama-*` also admits `groq/llama-3.3-70b` and `llama-3.3-70b:floor`)."""
-        return caller.allows(name) or caller.allows(self.catalog.resolve(name).canonical)
+        return caller.allows(name) or caller.allows(self.models.resolve(name).canonical)
 
     def check_model_allowed(self, caller: Caller, name: str) -> None:
         if not self.model_allowed(caller, name):

@@ -17,6 +17,9 @@ class ProviderCall(msgspec.Struct, kw_only=True):
     request: ChatRequest
     model: str  # the provider's own id for the model
     request_id: str = ""
+    # request parameters routing decided this deployment will not honour: adapters leave
+    # them out of the upstream body (see `Provider.unsupported_params`)
+    drop_params: tuple[str, ...] = ()
 
 
 class ProviderResponse(msgspec.Struct, kw_only=True):

@@ -22,6 +22,31 @@ class Capabilities(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
 
 
+class CapabilityOverrides(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Config or catalogue corrections to an API's general capabilities, for one model."""
+
+    tools: bool | None = None
+    vision: bool | None = None
+    json_schema: bool | None = None
+    reasoning: bool | None = None
+    logprobs: bool | None = None
+    multiple_choices: bool | None = None
+    context_window: Annotated[int, Meta(ge=1)] | None = None
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
+
+
+def with_overrides(base: Capabilities, *overrides: CapabilityOverrides | None) -> Capabilities:
+    """`base` with every field an override sets replaced, later overrides winning."""
+    changes = {
+        name: value
+        for override in overrides
+        if override is not None
+        for name in override.__struct_fields__
+        if (value := getattr(override, name)) is not None
+    }
+    return msgspec.structs.replace(base, **changes) if changes else base
+
+
 def needs_vision(request: ChatRequest) -> bool:
     return any(
         isinstance(m, UserMessage)

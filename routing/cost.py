@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from providers.chat_types import Usage
-from routing.config import DeploymentConfig
+from routing.deployments import Prices
 from routing.metadata import Cost
 
 _PER_TOKEN = 1e-6  # prices are per million tokens
@@ -13,15 +13,13 @@ def _usd(amount: float) -> float:
     return round(amount, 10)  # keep float noise (0.00010500000000000001) out of answers
 
 
-def cost_of(usage: Usage, deployment: DeploymentConfig, *, estimated: bool = False) -> Cost:
+def cost_of(usage: Usage, prices: Prices, *, estimated: bool = False) -> Cost:
     cached = min(usage.cached_tokens, usage.prompt_tokens)
-    cached_price = deployment.cached_input_per_mtok
-    if cached_price is None:
-        cached_price = deployment.input_per_mtok
     input_usd = (
-        (usage.prompt_tokens - cached) * deployment.input_per_mtok + cached * cached_price
+        (usage.prompt_tokens - cached) * prices.input_per_mtok
+        + cached * prices.cached_input_per_mtok
     ) * _PER_TOKEN
-    output_usd = usage.completion_tokens * deployment.output_per_mtok * _PER_TOKEN
+    output_usd = usage.completion_tokens * prices.output_per_mtok * _PER_TOKEN
     return Cost(
         usd=_usd(input_usd + output_usd),
         input_usd=_usd(input_usd),

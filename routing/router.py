@@ -13,13 +13,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 import msgspec
 
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
+from providers.capabilities import missing_capability
 from providers.chat_types import ChatRequest, Usage
 from providers.errors import ProviderError, UpstreamTimeout
-from routing.catalog import Catalog, ResolvedModel
-from routing.config import DeploymentConfig, RoutingConfig, Strategy
+from routing.config import RoutingConfig, Strategy
 from routing.cost import cost_of
+from routing.deployments import Deployment
+from routing.errors import NoCandidate
 from routing.metadata import RoutingMetadata
 from routing.options import RouteOptions
+from routing.resolution import ModelResolver, ResolvedModel
 from routing.usage_estimate import completion_tokens_in, estimated_usage
 
 _SORT_STRATEGY: dict[str, Strategy] = {
@@ -33,13 +36,22 @@ class Selection(msgspec.Struct, kw_only=True):
     """The deployment chosen to serve a request, and under which strategy."""
 
     canonical: str
-    deployment: DeploymentConfig
+    deployment: Deployment
     strategy: Strategy
+    dropped_params: tuple[str, ...] = ()  # what the deployment will not honour
 
 
 class CompletedCall(msgspec.Struct, kw_only=True):
     response: ProviderResponse
     metadata: RoutingMetadata
+    dropped_params: tuple[str, ...] = ()
+
+
+def _fits_context(request: ChatRequest, deployment: Deployment) -> bool:
+    window = deployment.capabilities.context_window
+    if window is None:
+        return True
+    return request.estimated_prompt_tokens() + (request.output_limit or 0) <= window
 
 
 def _ms(seconds: float) -> float:
@@ -50,22 +62,47 @@ class Router:
     def __init__(
         self,
         providers: Mapping[str, Provider],
-        catalog: Catalog,
+        models: ModelResolver,
         config: RoutingConfig,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._providers = providers
-        self._catalog = catalog
+        self._models = models
         self._config = config
         self.clock = clock
 
-    def plan(self, options: RouteOptions) -> Selection:
-        resolved: list[ResolvedModel] = [self._catalog.resolve(name) for name in options.models]
-        first = resolved[0]
-        return Selection(
-            canonical=first.canonical,
-            deployment=first.deployments[0],
-            strategy=self._strategy(options, first),
+    def plan(self, request: ChatRequest, options: RouteOptions) -> Selection:
+        """The first deployment, in the order of `models`, that can serve the request.
+
+        A deployment lacking what the request cannot do without (tools, vision, a JSON
+        schema, room in its context window) is skipped; so is one that would drop a
+        parameter when the client sent `provider.require_parameters: true`."""
+        require_all = options.provider is not None and options.provider.require_parameters
+        refusals: list[str] = []
+        for name in options.models:
+            model = self._models.resolve(name)
+            for deployment in model.deployments:
+                where = f"{deployment.provider}/{model.canonical}"
+                missing = missing_capability(request, deployment.capabilities)
+                if missing is None and not _fits_context(request, deployment):
+                    missing = "context window"
+                if missing is not None:
+                    refusals.append(f"{where} lacks {missing}")
+                    continue
+                provider = self._providers[deployment.provider]
+                dropped = provider.unsupported_params(request, deployment.capabilities)
+                if dropped and require_all:
+                    refusals.append(f"{where} cannot honour {', '.join(dropped)}")
+                    continue
+                return Selection(
+                    canonical=model.canonical,
+                    deployment=deployment,
+                    strategy=self._strategy(options, model),
+                    dropped_params=tuple(dropped),
+                )
+        raise NoCandidate(
+            "No deployment can serve this request: " + "; ".join(refusals) + ".",
+            param="model",
         )
 
     def _strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
@@ -96,7 +133,7 @@ class Router:
             provider_model_id=choice.deployment.model,
             model_canonical=choice.canonical,
             routing_strategy=choice.strategy,
-            cost=cost_of(usage, choice.deployment, estimated=estimated),
+            cost=cost_of(usage, choice.deployment.prices, estimated=estimated),
             latency_ms=_ms(latency),
             ttft_ms=_ms(ttft) if ttft is not None else None,
             throughput_tps=throughput,
@@ -107,9 +144,14 @@ class Router:
     async def complete(
         self, request: ChatRequest, options: RouteOptions, request_id: str
     ) -> CompletedCall:
-        choice = self.plan(options)
+        choice = self.plan(request, options)
         provider = self._providers[choice.deployment.provider]
-        call = ProviderCall(request=request, model=choice.deployment.model, request_id=request_id)
+        call = ProviderCall(
+            request=request,
+            model=choice.deployment.model,
+            request_id=request_id,
+            drop_params=choice.dropped_params,
+        )
         started = self.clock()
         try:
             async with asyncio.timeout(self._config.deadline):
@@ -125,16 +167,23 @@ class Router:
             produced = completion_tokens_in(response.body)
             usage, estimated = estimated_usage(request, completion_tokens=produced), True
         metadata = self.metadata_for(choice, request_id, usage, latency, None, estimated=estimated)
-        return CompletedCall(response=response, metadata=metadata)
+        return CompletedCall(
+            response=response, metadata=metadata, dropped_params=choice.dropped_params
+        )
 
     async def stream(
         self, request: ChatRequest, options: RouteOptions, request_id: str
     ) -> RoutedStream:
         """Open the stream and wait for its first chunk, so that a failure up to then is
         still an ordinary error response (and, later, a fallback), not a broken stream."""
-        choice = self.plan(options)
+        choice = self.plan(request, options)
         provider = self._providers[choice.deployment.provider]
-        call = ProviderCall(request=request, model=choice.deployment.model, request_id=request_id)
+        call = ProviderCall(
+            request=request,
+            model=choice.deployment.model,
+            request_id=request_id,
+            drop_params=choice.dropped_params,
+        )
         started = self.clock()
         chunks = provider.stream(call)
         try:

@@ -97,3 +97,15 @@ def test_serve_with_embedded_defaults_answers_the_sdk(served_default: str) -> No
     assert response.model_extra is not None
     assert response.model_extra["routing_metadata"]["provider"] == "sim-instant"
     assert httpx.get(f"{served_default}/readyz").json() == {"status": "ready", "store": "memory"}
+
+
+def test_check_config_refuses_a_deployment_without_any_price(tmp_path: Path) -> None:
+    config = tmp_path / "unpriced.yaml"
+    config.write_text(
+        "auth: none\n"
+        "providers: {local: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}}\n"
+        "models: {mine: {deployments: [{provider: local, model: my-finetune}]}}\n"
+    )
+    result = run("check-config", str(config))
+    assert result.returncode == 1
+    assert "models.mine.deployments[0].input_per_mtok: no price set" in result.stderr

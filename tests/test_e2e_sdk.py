@@ -401,6 +401,17 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
             "model": "upstream-model-id",
             "input_per_mtok": INPUT_PER_MTOK,
             "output_per_mtok": OUTPUT_PER_MTOK,
+            "cached_input_per_mtok": INPUT_PER_MTOK,  # no cached price set: the input price
+            "capabilities": {
+                "tools": True,
+                "vision": True,
+                "json_schema": True,
+                "reasoning": False,
+                "logprobs": True,
+                "multiple_choices": True,
+                "context_window": None,
+                "max_output_tokens": None,
+            },
         }
     ]
 

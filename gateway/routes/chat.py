@@ -32,6 +32,8 @@ async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
             "cache-control": "no-cache",
             "x-accel-buffering": "no",  # nginx in front must not buffer the stream
         }
+        if stream.choice.dropped_params:
+            headers["x-switchboard-dropped-params"] = ",".join(stream.choice.dropped_params)
         return ASGIStreamingResponse(
             iterator=sse_events(stream), media_type="text/event-stream", headers=headers
         )
@@ -39,5 +41,7 @@ async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
     completed = await services.router.complete(chat, options, request_id)
     return JSONBytes(
         with_metadata(completed.response.body, completed.metadata),
-        success_headers(completed.metadata, with_cost=True),
+        success_headers(
+            completed.metadata, with_cost=True, dropped_params=completed.dropped_params
+        ),
     )

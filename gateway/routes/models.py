@@ -11,7 +11,8 @@ from litestar.params import FromPath
 
 from gateway.errors import JSON
 from gateway.services import Services
-from routing.config import ModelConfig
+from providers.capabilities import Capabilities
+from routing.deployments import Deployment
 from routing.errors import ModelNotFound
 
 
@@ -20,6 +21,8 @@ class DeploymentInfo(msgspec.Struct, kw_only=True):
     model: str
     input_per_mtok: float
     output_per_mtok: float
+    cached_input_per_mtok: float
+    capabilities: Capabilities
 
 
 class ModelInfo(msgspec.Struct, kw_only=True):
@@ -36,18 +39,20 @@ class ModelList(msgspec.Struct, kw_only=True):
     object: str = "list"
 
 
-def _info(name: str, model: ModelConfig) -> ModelInfo:
+def _info(name: str, description: str, deployments: list[Deployment]) -> ModelInfo:
     return ModelInfo(
         id=name,
-        description=model.description,
+        description=description,
         deployments=[
             DeploymentInfo(
                 provider=d.provider,
                 model=d.model,
-                input_per_mtok=d.input_per_mtok,
-                output_per_mtok=d.output_per_mtok,
+                input_per_mtok=d.prices.input_per_mtok,
+                output_per_mtok=d.prices.output_per_mtok,
+                cached_input_per_mtok=d.prices.cached_input_per_mtok,
+                capabilities=d.capabilities,
             )
-            for d in model.deployments
+            for d in deployments
         ],
     )
 
@@ -57,7 +62,11 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
     listing = ModelList(
-        data=[_info(n, m) for n, m in services.catalog.models.items() if caller.allows(n)]
+        data=[
+            _info(name, services.descriptions[name], deployments)
+            for name, deployments in services.models.models.items()
+            if caller.allows(name)
+        ]
     )
     return Response(msgspec.json.encode(listing), media_type=JSON)
 
@@ -69,7 +78,8 @@ async def get_model(
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
     name = model_id.lstrip("/")
-    model = services.catalog.models.get(name)
-    if model is None or not caller.allows(name):
+    deployments = services.models.models.get(name)
+    if deployments is None or not caller.allows(name):
         raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
-    return Response(msgspec.json.encode(_info(name, model)), media_type=JSON)
+    info = _info(name, services.descriptions[name], deployments)
+    return Response(msgspec.json.encode(info), media_type=JSON)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from routing.config import DeploymentConfig, ModelConfig, Strategy
+from routing.config import Strategy
+from routing.deployments import Deployment
 from routing.errors import ModelNotFound
 
 # OpenRouter's model suffixes: cheapest first, or fastest first
@@ -13,16 +14,16 @@ _SUFFIX_STRATEGY: dict[str, Strategy] = {":floor": "cost", ":nitro": "latency"}
 
 class ResolvedModel(msgspec.Struct, kw_only=True):
     canonical: str
-    deployments: list[DeploymentConfig]
+    deployments: list[Deployment]
     strategy: Strategy | None = None  # set by a `:floor` / `:nitro` suffix
 
 
-class Catalog:
-    def __init__(self, models: dict[str, ModelConfig]) -> None:
+class ModelResolver:
+    def __init__(self, models: dict[str, list[Deployment]]) -> None:
         self._models = models
 
     @property
-    def models(self) -> dict[str, ModelConfig]:
+    def models(self) -> dict[str, list[Deployment]]:
         return self._models
 
     def resolve(self, name: str) -> ResolvedModel:
@@ -35,11 +36,11 @@ class Catalog:
                 break
         model = self._models.get(base)
         if model is not None:
-            return ResolvedModel(canonical=base, deployments=model.deployments, strategy=strategy)
+            return ResolvedModel(canonical=base, deployments=model, strategy=strategy)
         provider, sep, canonical = base.partition("/")
         model = self._models.get(canonical) if sep else None
         if model is not None:
-            pinned = [d for d in model.deployments if d.provider == provider]
+            pinned = [d for d in model if d.provider == provider]
             if pinned:
                 return ResolvedModel(canonical=canonical, deployments=pinned, strategy=strategy)
             raise ModelNotFound(
