@@ -66,6 +66,9 @@ class ToolCall(msgspec.Struct, kw_only=True):
     id: str
     function: FunctionCall
     type: Literal["function"] = "function"
+    # vendor data a client must echo back with the call, keyed by vendor, e.g. Gemini's
+    # `{"google": {"thought_signature": …}}` (Google's own OpenAI-compatible convention)
+    extra_content: dict[str, Any] | UnsetType = UNSET
 
 
 class SystemMessage(msgspec.Struct, tag="system", tag_field="role", kw_only=True):
@@ -293,6 +296,7 @@ class ToolCallDelta(msgspec.Struct, kw_only=True):
     id: str | UnsetType = UNSET
     type: Literal["function"] | UnsetType = UNSET
     function: ToolCallFunctionDelta | UnsetType = UNSET
+    extra_content: dict[str, Any] | UnsetType = UNSET  # as on `ToolCall`
 
 
 class Delta(msgspec.Struct, kw_only=True):

@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+from providers.anthropic.config import AnthropicConfig
+from providers.azure.config import AzureConfig
+from providers.bedrock.config import BedrockConfig
+from providers.gemini.config import GeminiConfig
 from providers.openai.config import OpenAIConfig
 from providers.simulated.config import SimulatedConfig
 
-ProviderConfig = OpenAIConfig | SimulatedConfig
+ProviderConfig = (
+    AnthropicConfig | OpenAIConfig | SimulatedConfig | AzureConfig | GeminiConfig | BedrockConfig
+)
 
-__all__ = ["OpenAIConfig", "ProviderConfig", "SimulatedConfig"]
+__all__ = [
+    "AnthropicConfig",
+    "AzureConfig",
+    "BedrockConfig",
+    "GeminiConfig",
+    "OpenAIConfig",
+    "ProviderConfig",
+    "SimulatedConfig",
+]

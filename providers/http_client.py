@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import aiohttp
 import msgspec
+from yarl import URL
 
 from providers.errors import (
     ProviderError,
@@ -89,6 +90,12 @@ def map_exception(exc: BaseException, provider: str) -> ProviderError:
     )
 
 
+def _as_built(url: str) -> URL:
+    """Send the URL exactly as the adapter built it: yarl would otherwise normalise it
+    (`%3A` back to `:`), and a signed request (Bedrock's SigV4) must go out as signed."""
+    return URL(url, encoded=True)
+
+
 class UpstreamHTTP:
     """One pooled client per provider, created lazily inside the running event loop."""
 
@@ -120,7 +127,7 @@ class UpstreamHTTP:
 
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
         try:
-            async with self._client().post(url, data=body, headers=headers) as response:
+            async with self._client().post(_as_built(url), data=body, headers=headers) as response:
                 return UpstreamReply(response.status, response.headers, await response.read())
         except Exception as exc:
             raise map_exception(exc, self.provider) from exc
@@ -132,7 +139,7 @@ class UpstreamHTTP:
         """Leaving the context closes the upstream connection, even mid-stream."""
         try:
             response = await self._client().post(
-                url, data=body, headers=headers, timeout=self._stream_timeout
+                _as_built(url), data=body, headers=headers, timeout=self._stream_timeout
             )
         except Exception as exc:
             raise map_exception(exc, self.provider) from exc

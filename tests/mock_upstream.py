@@ -205,11 +205,12 @@ Reply = JSONReply | RawReply | ErrorReply | SSEReply | HangReply
 @dataclass
 class RecordedRequest:
     method: str
-    path: str
+    path: str  # percent-decoded
     query: dict[str, str]
     headers: dict[str, str]  # keys lower-cased
     body: bytes
     json: Any  # decoded body, None when empty or not JSON
+    raw_path: str = ""  # as it came on the wire (what a request signature covers)
 
 
 # --------------------------------------------------------------------------- server
@@ -364,6 +365,7 @@ class MockUpstream:
                     RecordedRequest(
                         method=request.method,
                         path=request.path,
+                        raw_path=request.raw_path.partition("?")[0],
                         query=dict(request.query),
                         headers={k.lower(): v for k, v in request.headers.items()},
                         body=body,

@@ -1,17 +1,27 @@
-"""The OpenAI-compatible adapter: forwards the client's body nearly byte for byte."""
+"""The OpenAI-wire adapter: forwards the client's body nearly byte for byte.
+
+`OpenAIWireProvider` is the forwarding itself (body adjustment, the call, the stream);
+subclasses only say where a call goes and how it authenticates: `OpenAIProvider` for
+OpenAI and every OpenAI-compatible vendor (one class, many presets), and the Azure
+adapter in `providers/azure/`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from abc import abstractmethod
+from collections.abc import AsyncGenerator, Collection
 
 import msgspec
 from msgspec import Raw
 
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
+from providers.capabilities import Capabilities, droppable_unsupported
+from providers.chat_types import ChatRequest
 from providers.errors import UpstreamProtocolError, UpstreamStreamCut, UpstreamUnavailable
 from providers.http_client import Timeouts, UpstreamHTTP
-from providers.openai.config import OpenAIConfig
+from providers.openai.config import OpenAIConfig, UpstreamOptions
 from providers.openai.errors import classify_status
+from providers.openai.presets import ForwardingProfile
 from providers.openai.wire import ChunkView, UpstreamErrorDetail, chunk_decoder, completion_decoder
 from providers.sse import SSEDecoder
 
@@ -19,14 +29,26 @@ _encode = msgspec.json.encode
 _INCLUDE_USAGE = Raw(b'{"include_usage":true}')
 _NULL = Raw(b"null")
 _DONE = b"[DONE]"
+_OUTPUT_LIMIT_FIELDS = ("max_completion_tokens", "max_tokens")
+_AS_SENT = ForwardingProfile()
 
 
-def upstream_body(call: ProviderCall) -> bytes:
-    """The client's fields as sent, with the deployment's model id and our usage request."""
+def upstream_body(
+    call: ProviderCall,
+    profile: ForwardingProfile = _AS_SENT,
+    dropped: Collection[str] = (),
+    extension: str = "openai",
+) -> bytes:
+    """The client's fields as sent, less the `dropped` ones, adjusted to the profile,
+    with the deployment's model id, our usage request and the client's extensions."""
     request = call.request
-    fields = dict(request.raw)
+    fields = {name: value for name, value in request.raw.items() if name not in dropped}
     fields["model"] = Raw(_encode(call.model))
-    if request.stream:
+    _place_output_limit(fields, profile)
+    for name, upstream_name in profile.renames:
+        if name in fields:
+            fields[upstream_name] = fields.pop(name)
+    if request.stream and profile.stream_usage:
         # the closing usage chunk is how we price a stream
         options = fields.get("stream_options")
         if options is None or options == _NULL:
@@ -36,28 +58,66 @@ def upstream_body(call: ProviderCall) -> bytes:
             merged["include_usage"] = Raw(b"true")
             fields["stream_options"] = Raw(_encode(merged))
     if isinstance(request.extensions, dict):
-        fields.update(request.extensions.get("openai", {}))
+        fields.update(request.extensions.get(extension, {}))
     return _encode(fields)
 
 
-class OpenAIProvider(Provider):
-    def __init__(self, name: str, config: OpenAIConfig) -> None:
+def _place_output_limit(fields: dict[str, Raw], profile: ForwardingProfile) -> None:
+    """Carry the client's token cap in the one field the upstream wants."""
+    target = profile.output_limit_field
+    if target == "as_sent":
+        return
+    # max_completion_tokens first: it is what `ChatRequest.output_limit` honours too
+    present = [fields.pop(name) for name in _OUTPUT_LIMIT_FIELDS if name in fields]
+    limits = [value for value in present if value != _NULL]
+    if limits:
+        fields[target] = limits[0]
+
+
+class OpenAIWireProvider(Provider):
+    """Forwarding to an upstream that speaks OpenAI Chat Completions."""
+
+    extension = "openai"  # the key of `extensions` merged into this upstream's body
+
+    def __init__(
+        self,
+        name: str,
+        options: UpstreamOptions,
+        profile: ForwardingProfile,
+        credentials: dict[str, str],
+    ) -> None:
         super().__init__(name)
-        self._url = config.base_url.rstrip("/") + "/chat/completions"
-        headers = {"content-type": "application/json", **config.headers}
-        if config.api_key:
-            headers["authorization"] = f"Bearer {config.api_key}"
-        self._headers = headers
-        self._stream_headers = {**headers, "accept": "text/event-stream"}
+        self.profile = profile
+        self.capabilities = profile.capabilities
+        # the credentials last: a configured header must not replace them
+        self._headers = {"content-type": "application/json", **options.headers, **credentials}
+        self._stream_headers = {**self._headers, "accept": "text/event-stream"}
         timeouts = Timeouts(
-            total=config.timeout,
-            connect=config.connect_timeout,
-            read=config.read_timeout or config.timeout,
+            total=options.timeout,
+            connect=options.connect_timeout,
+            read=options.read_timeout or options.timeout,
         )
-        self._http = UpstreamHTTP(name, timeouts, config.max_connections)
+        self._http = UpstreamHTTP(name, timeouts, options.max_connections)
+
+    @abstractmethod
+    def url_for(self, call: ProviderCall) -> str:
+        """Where this call is sent."""
+
+    def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
+        dropped = droppable_unsupported(request, capabilities)
+        dropped += [
+            name for name in self.profile.drop_params if name in request.raw and name not in dropped
+        ]
+        if not self.profile.stream_usage and "stream_options" in request.raw:
+            dropped.append("stream_options")
+        return dropped
+
+    def body_for(self, call: ProviderCall) -> bytes:
+        # routing asked `unsupported_params` with the deployment's capabilities
+        return upstream_body(call, self.profile, call.drop_params, self.extension)
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
-        reply = await self._http.post(self._url, upstream_body(call), self._headers)
+        reply = await self._http.post(self.url_for(call), self.body_for(call), self._headers)
         if reply.status != 200:
             raise classify_status(reply.status, reply.headers, reply.body, self.name)
         try:
@@ -71,8 +131,8 @@ class OpenAIProvider(Provider):
         return ProviderResponse(body=reply.body.strip(), usage=view.usage)
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
-        body = upstream_body(call)
-        async with self._http.open_stream(self._url, body, self._stream_headers) as response:
+        url, body = self.url_for(call), self.body_for(call)
+        async with self._http.open_stream(url, body, self._stream_headers) as response:
             if response.status != 200:
                 raise classify_status(
                     response.status, response.headers, await response.read(), self.name
@@ -93,6 +153,11 @@ class OpenAIProvider(Provider):
                         data = data.replace(b"\n", b" ")
                     chunk = self._read_chunk(data)
                     finished = finished or any(c.finish_reason for c in chunk.choices or ())
+                    if not chunk.choices and chunk.usage is None:
+                        # nothing an OpenAI client can use: Azure opens its streams with
+                        # such a chunk (only `prompt_filter_results`), which must not
+                        # become the stream's first chunk (its id is empty)
+                        continue
                     yield _stream_chunk(data, chunk, more_buffered=position < last)
             if not finished:
                 raise UpstreamStreamCut(
@@ -114,6 +179,18 @@ class OpenAIProvider(Provider):
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+class OpenAIProvider(OpenAIWireProvider):
+    """OpenAI and every OpenAI-compatible vendor: what differs is the config's preset."""
+
+    def __init__(self, name: str, config: OpenAIConfig) -> None:
+        headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
+        super().__init__(name, config, config.profile(), headers)
+        self._url = config.resolved_base_url.rstrip("/") + "/chat/completions"
+
+    def url_for(self, call: ProviderCall) -> str:
+        return self._url
 
 
 def _stream_chunk(data: bytes, chunk: ChunkView, *, more_buffered: bool) -> StreamChunk:

@@ -1,24 +1,80 @@
+"""Config of an OpenAI-wire upstream: a preset (or a base URL) plus explicit overrides."""
+
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
+from providers.capabilities import CapabilityOverrides, with_overrides
+from providers.openai.presets import (
+    PRESETS,
+    ForwardingProfile,
+    OutputLimitField,
+    PresetName,
+)
+
 Seconds = Annotated[float, Meta(gt=0)]
+HttpURL = Annotated[str, Meta(pattern=r"^https?://")]
 
 
-class OpenAIConfig(
-    msgspec.Struct, tag="openai", tag_field="kind", kw_only=True, forbid_unknown_fields=True
-):
-    base_url: Annotated[str, Meta(pattern=r"^https?://")]
-    api_key: str | None = None
+class UpstreamOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What any OpenAI-wire upstream's config may say (OpenAI-compatible and Azure)."""
+
     timeout: Seconds = 60.0  # whole non-streaming attempt
     connect_timeout: Seconds = 5.0
     read_timeout: Seconds | None = None  # silence allowed mid-stream; defaults to `timeout`
     max_connections: Annotated[int, Meta(ge=1)] = 1000
     headers: dict[str, str] = {}
+    # explicit values win over the preset's (see presets.ForwardingProfile)
+    output_limit_field: OutputLimitField | None = None
+    stream_usage: bool | None = None
+    drop_params: list[str] | None = None  # replaces the preset's list
+    capabilities: CapabilityOverrides | None = None
+
+    def profile_over(self, base: ForwardingProfile) -> ForwardingProfile:
+        """`base` with this config's explicit choices applied."""
+        changes: dict[str, Any] = {}
+        if self.output_limit_field is not None:
+            changes["output_limit_field"] = self.output_limit_field
+        if self.stream_usage is not None:
+            changes["stream_usage"] = self.stream_usage
+        if self.drop_params is not None:
+            changes["drop_params"] = tuple(self.drop_params)
+        if self.capabilities is not None:
+            changes["capabilities"] = with_overrides(base.capabilities, self.capabilities)
+        return msgspec.structs.replace(base, **changes)
+
+
+class OpenAIConfig(
+    UpstreamOptions, tag="openai", tag_field="kind", kw_only=True, forbid_unknown_fields=True
+):
+    preset: PresetName | None = None
+    base_url: HttpURL | None = None  # the preset's when not given
+    api_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.base_url is None and self.preset is None:
+            # a rule across two fields has no field of its own to fail on; the message
+            # names the missing one with msgspec's own path suffix, which is how
+            # gateway/config.py turns it into `providers.<name>.base_url: ...`
+            raise ValueError("required when no `preset` supplies it - at `$.base_url`")
+
+    @property
+    def resolved_base_url(self) -> str:
+        if self.base_url is not None:
+            return self.base_url
+        assert self.preset is not None  # __post_init__ refused the config otherwise
+        return PRESETS[self.preset].base_url
+
+    def profile(self) -> ForwardingProfile:
+        base = PRESETS[self.preset] if self.preset is not None else ForwardingProfile()
+        return self.profile_over(base)
 
     def __repr__(self) -> str:
         # the key must never reach a log line, even through a repr
-        return f"OpenAIConfig(base_url={self.base_url!r}, api_key=<hidden>)"
+        return (
+            f"OpenAIConfig(preset={self.preset!r}, base_url={self.resolved_base_url!r}, "
+            "api_key=<hidden>)"
+        )

@@ -1,0 +1,40 @@
+"""Azure OpenAI: the OpenAI adapter's forwarding under Azure's addressing.
+
+Azure answers in OpenAI's shapes (errors too: a prompt its content filter blocks is a
+400 with `code: content_filter`, kept as the client's rejected request), so only the URL
+and the credentials differ. Its streams open with a chunk that has no choices, only
+`prompt_filter_results`; the shared stream reader passes no such chunk on.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from providers.azure.config import AzureConfig
+from providers.base import ProviderCall
+from providers.openai.adapter import OpenAIWireProvider
+from providers.openai.presets import ForwardingProfile
+
+
+class AzureOpenAIProvider(OpenAIWireProvider):
+    # `extensions.azure` is merged into the body; `extensions.openai` is OpenAI's own
+    extension = "azure"
+
+    def __init__(self, name: str, config: AzureConfig) -> None:
+        credentials = {"api-key": config.api_key} if config.api_key else {}
+        super().__init__(name, config, config.profile_over(ForwardingProfile()), credentials)
+        self._endpoint = config.endpoint.rstrip("/")
+        self._api_version = quote(config.api_version, safe="")
+        self._urls: dict[str, str] = {}
+
+    def url_for(self, call: ProviderCall) -> str:
+        # the deployment is in the path; the body's `model` (kept, as the openai SDK's
+        # AzureOpenAI client sends it too) is ignored by Azure
+        url = self._urls.get(call.model)
+        if url is None:
+            url = (
+                f"{self._endpoint}/openai/deployments/{quote(call.model, safe='')}"
+                f"/chat/completions?api-version={self._api_version}"
+            )
+            self._urls[call.model] = url
+        return url
