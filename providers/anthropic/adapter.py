@@ -17,7 +17,6 @@ from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.capabilities import Capabilities
 from providers.chat_types import ChatRequest
 from providers.errors import ProviderError, UpstreamProtocolError, UpstreamStreamCut
-from providers.http_client import Timeouts, UpstreamHTTP
 from providers.sse import SSEDecoder
 
 
@@ -47,12 +46,7 @@ class AnthropicProvider(Provider):
             headers["x-api-key"] = config.api_key
         self._headers = {**headers, "accept": "application/json"}
         self._stream_headers = {**headers, "accept": "text/event-stream"}
-        timeouts = Timeouts(
-            total=config.timeout,
-            connect=config.connect_timeout,
-            read=config.read_timeout or config.timeout,
-        )
-        self._http = UpstreamHTTP(name, timeouts, config.max_connections)
+        self._http = config.http_client(name)
 
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         dropped = super().unsupported_params(request, capabilities)

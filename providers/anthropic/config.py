@@ -5,7 +5,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-Seconds = Annotated[float, Meta(gt=0)]
+from providers.connection import ConnectionOptions, Seconds
+
 # Anthropic refuses a thinking budget under 1,024 tokens
 ThinkingBudget = Annotated[int, Meta(ge=1024)]
 
@@ -18,17 +19,13 @@ DEFAULT_THINKING_BUDGETS: dict[str, int] = {
 
 
 class AnthropicConfig(
-    msgspec.Struct, tag="anthropic", tag_field="kind", kw_only=True, forbid_unknown_fields=True
+    ConnectionOptions, tag="anthropic", tag_field="kind", kw_only=True, forbid_unknown_fields=True
 ):
     base_url: Annotated[str, Meta(pattern=r"^https?://")] = "https://api.anthropic.com"
     api_key: str | None = None
     anthropic_version: str = "2023-06-01"
     # whole non-streaming attempt: a few thousand tokens take a minute or more to generate
     timeout: Seconds = 300.0
-    connect_timeout: Seconds = 5.0
-    read_timeout: Seconds | None = None  # silence allowed mid-stream; defaults to `timeout`
-    max_connections: Annotated[int, Meta(ge=1)] = 1000
-    headers: dict[str, str] = {}  # e.g. `anthropic-beta`
     # Anthropic requires `max_tokens`; this is sent when the client set no limit
     default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
     # OpenAI `reasoning_effort` → extended thinking `budget_tokens`

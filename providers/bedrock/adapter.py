@@ -20,7 +20,6 @@ from providers.bedrock.wire import response_decoder
 from providers.capabilities import Capabilities
 from providers.chat_types import ChatRequest
 from providers.errors import UpstreamProtocolError
-from providers.http_client import Timeouts, UpstreamHTTP
 
 _EVENT_STREAM = "application/vnd.amazon.eventstream"
 
@@ -51,15 +50,7 @@ class BedrockProvider(Provider):
             config.session_token,
         )
         self._headers = {**config.headers, "content-type": "application/json"}
-        self._http = UpstreamHTTP(
-            name,
-            Timeouts(
-                total=config.timeout,
-                connect=config.connect_timeout,
-                read=config.read_timeout or config.timeout,
-            ),
-            config.max_connections,
-        )
+        self._http = config.http_client(name)
 
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         dropped = super().unsupported_params(request, capabilities)

@@ -5,24 +5,16 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from providers.anthropic.config import DEFAULT_THINKING_BUDGETS, ThinkingBudget
 from providers.bedrock.extra import require_botocore
+from providers.connection import ConnectionOptions, Seconds
 
-Seconds = Annotated[float, Meta(gt=0)]
-# Anthropic refuses a thinking budget under 1,024 tokens
-ThinkingBudget = Annotated[int, Meta(ge=1024)]
-
-# OpenAI `reasoning_effort` → Claude's thinking `budget_tokens`; the same defaults as the
-# `anthropic` kind, so one model answers alike through either provider
-DEFAULT_THINKING_BUDGETS: dict[str, int] = {
-    "minimal": 1024,
-    "low": 1024,
-    "medium": 4096,
-    "high": 16384,
-}
+# OpenAI `reasoning_effort` → Claude's thinking `budget_tokens`: the `anthropic` kind's
+# defaults, so one model answers alike through either provider
 
 
 class BedrockConfig(
-    msgspec.Struct, tag="bedrock", tag_field="kind", kw_only=True, forbid_unknown_fields=True
+    ConnectionOptions, tag="bedrock", tag_field="kind", kw_only=True, forbid_unknown_fields=True
 ):
     region: Annotated[str, Meta(pattern=r"^[a-z]+(-[a-z]+)+-\d+$")]  # e.g. us-east-1
     # None: the region's public endpoint (see `endpoint`); set it for a VPC endpoint or a test
@@ -34,10 +26,6 @@ class BedrockConfig(
     session_token: str | None = None  # with temporary (STS) credentials
     # whole non-streaming attempt: a few thousand tokens take a minute or more to generate
     timeout: Seconds = 300.0
-    connect_timeout: Seconds = 5.0
-    read_timeout: Seconds | None = None  # silence allowed mid-stream; defaults to `timeout`
-    max_connections: Annotated[int, Meta(ge=1)] = 1000
-    headers: dict[str, str] = {}  # sent (and signed) with every request
     # Claude's thinking needs a token limit; this one is sent when the client set none
     default_max_tokens: Annotated[int, Meta(ge=1)] = 4096
     thinking_budgets: dict[str, ThinkingBudget] = msgspec.field(

@@ -22,7 +22,6 @@ from providers.gemini.response import (
     new_tool_call_id,
 )
 from providers.gemini.wire import GeminiResponse, response_decoder
-from providers.http_client import Timeouts, UpstreamHTTP
 from providers.sse import SSEDecoder
 
 _encode = msgspec.json.encode
@@ -90,12 +89,7 @@ class GeminiProvider(Provider):
             headers["x-goog-api-key"] = config.api_key
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
-        timeouts = Timeouts(
-            total=config.timeout,
-            connect=config.connect_timeout,
-            read=config.read_timeout or config.timeout,
-        )
-        self._http = UpstreamHTTP(name, timeouts, config.max_connections)
+        self._http = config.http_client(name)
 
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         dropped = super().unsupported_params(request, capabilities)

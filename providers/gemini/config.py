@@ -5,7 +5,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-Seconds = Annotated[float, Meta(gt=0)]
+from providers.connection import ConnectionOptions, Seconds
+
 # 0 turns thinking off (where the model allows it); -1 lets the model decide
 ThinkingBudget = Annotated[int, Meta(ge=-1)]
 
@@ -21,7 +22,7 @@ DEFAULT_THINKING_BUDGETS: dict[str, int] = {
 
 
 class GeminiConfig(
-    msgspec.Struct, tag="gemini", tag_field="kind", kw_only=True, forbid_unknown_fields=True
+    ConnectionOptions, tag="gemini", tag_field="kind", kw_only=True, forbid_unknown_fields=True
 ):
     base_url: Annotated[str, Meta(pattern=r"^https?://")] = (
         "https://generativelanguage.googleapis.com/v1beta"
@@ -29,10 +30,6 @@ class GeminiConfig(
     api_key: str | None = None
     # whole non-streaming attempt: thinking models take a while before the first token
     timeout: Seconds = 300.0
-    connect_timeout: Seconds = 5.0
-    read_timeout: Seconds | None = None  # silence allowed mid-stream; defaults to `timeout`
-    max_connections: Annotated[int, Meta(ge=1)] = 1000
-    headers: dict[str, str] = {}
     thinking_budgets: dict[str, ThinkingBudget] = msgspec.field(
         default_factory=lambda: dict(DEFAULT_THINKING_BUDGETS)
     )

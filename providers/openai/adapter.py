@@ -18,7 +18,6 @@ from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.capabilities import Capabilities, droppable_unsupported
 from providers.chat_types import ChatRequest
 from providers.errors import UpstreamProtocolError, UpstreamStreamCut, UpstreamUnavailable
-from providers.http_client import Timeouts, UpstreamHTTP
 from providers.openai.config import OpenAIConfig, UpstreamOptions
 from providers.openai.errors import classify_status
 from providers.openai.presets import ForwardingProfile
@@ -92,12 +91,7 @@ class OpenAIWireProvider(Provider):
         # the credentials last: a configured header must not replace them
         self._headers = {"content-type": "application/json", **options.headers, **credentials}
         self._stream_headers = {**self._headers, "accept": "text/event-stream"}
-        timeouts = Timeouts(
-            total=options.timeout,
-            connect=options.connect_timeout,
-            read=options.read_timeout or options.timeout,
-        )
-        self._http = UpstreamHTTP(name, timeouts, options.max_connections)
+        self._http = options.http_client(name)
 
     @abstractmethod
     def url_for(self, call: ProviderCall) -> str:

@@ -8,6 +8,7 @@ import msgspec
 from msgspec import Meta
 
 from providers.capabilities import CapabilityOverrides, with_overrides
+from providers.connection import ConnectionOptions
 from providers.openai.presets import (
     PRESETS,
     ForwardingProfile,
@@ -15,18 +16,12 @@ from providers.openai.presets import (
     PresetName,
 )
 
-Seconds = Annotated[float, Meta(gt=0)]
 HttpURL = Annotated[str, Meta(pattern=r"^https?://")]
 
 
-class UpstreamOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+class UpstreamOptions(ConnectionOptions, kw_only=True, forbid_unknown_fields=True):
     """What any OpenAI-wire upstream's config may say (OpenAI-compatible and Azure)."""
 
-    timeout: Seconds = 60.0  # whole non-streaming attempt
-    connect_timeout: Seconds = 5.0
-    read_timeout: Seconds | None = None  # silence allowed mid-stream; defaults to `timeout`
-    max_connections: Annotated[int, Meta(ge=1)] = 1000
-    headers: dict[str, str] = {}
     # explicit values win over the preset's (see presets.ForwardingProfile)
     output_limit_field: OutputLimitField | None = None
     stream_usage: bool | None = None
