@@ -9,6 +9,8 @@ string matching on messages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import msgspec
 
 
@@ -218,3 +220,17 @@ def error_for_status(
         code=code,
         status=status if status in (400, 413, 422) else 400,
     )
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds from OpenAI's `retry-after-ms` or the standard `Retry-After` in its
+    delta-seconds form. An HTTP date is rare from LLM APIs: the default cooldown applies."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) * scale, 0.0)
+        except ValueError:
+            continue
+    return None

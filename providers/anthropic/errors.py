@@ -16,18 +16,8 @@ from providers.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
+    retry_after_seconds,
 )
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from `retry-after` (Anthropic sends delta-seconds on 429s)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None  # an HTTP date: the dispatcher's default cooldown applies
 
 
 def _detail(body: bytes) -> AnthropicErrorDetail:
@@ -93,5 +83,5 @@ def classify_status(
         detail.message,
         provider=provider,
         status=status,
-        retry_after=parse_retry_after(headers),
+        retry_after=retry_after_seconds(headers),
     )

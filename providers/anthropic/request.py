@@ -146,7 +146,7 @@ def dropped_params(
         for name, value in request.raw.items()
         if name not in _TRANSLATED and name not in already and value != _NULL
     ]
-    if _effort(request) is not None and _forces_tool(request):
+    if thinking_effort(request) is not None and forces_tool(request):
         dropped.append("reasoning_effort")
     if _thinking_budget(request, config, strict=False) is not None:
         if isinstance(request.temperature, float | int):
@@ -410,7 +410,7 @@ def _json_tool_choice(
     return AnthropicToolChoice(type="tool", name=json_tool, disable_parallel_tool_use=parallel)
 
 
-def _forces_tool(request: ChatRequest) -> bool:
+def forces_tool(request: ChatRequest) -> bool:
     """Anthropic refuses extended thinking with a forced tool call (`any` or `tool`)."""
     if isinstance(request.response_format, JSONSchemaResponseFormat):
         return True
@@ -420,7 +420,7 @@ def _forces_tool(request: ChatRequest) -> bool:
     )
 
 
-def _effort(request: ChatRequest) -> str | None:
+def thinking_effort(request: ChatRequest) -> str | None:
     effort = request.reasoning_effort
     return effort if isinstance(effort, str) and effort != "none" else None
 
@@ -428,8 +428,8 @@ def _effort(request: ChatRequest) -> str | None:
 def _thinking_budget(
     request: ChatRequest, config: AnthropicConfig, *, strict: bool = True
 ) -> int | None:
-    effort = _effort(request)
-    if effort is None or _forces_tool(request):
+    effort = thinking_effort(request)
+    if effort is None or forces_tool(request):
         return None
     budget = config.thinking_budgets.get(effort)
     if budget is None and strict:

@@ -22,6 +22,7 @@ from providers.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     error_for_status,
+    retry_after_seconds,
 )
 
 Make = Callable[[str, str, int | None, float | None], ProviderError]
@@ -90,16 +91,6 @@ def error_name(value: str | None) -> str:
     return (value or "").split(":", 1)[0].strip().lower()
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        return None  # an HTTP date: the default cooldown applies
-
-
 def classify_http_error(
     status: int, headers: Mapping[str, str], body: bytes, provider: str
 ) -> ProviderError:
@@ -109,7 +100,7 @@ def classify_http_error(
         message = None
     name = error_name(headers.get("x-amzn-errortype"))
     text = message or name or f"HTTP {status}"
-    retry_after = parse_retry_after(headers)
+    retry_after = retry_after_seconds(headers)
     make = _BY_NAME.get(name)
     if make is not None:
         return make(provider, text, status, retry_after)

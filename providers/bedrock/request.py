@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
+from providers.anthropic.request import forces_tool, thinking_effort
 from providers.bedrock.config import BedrockConfig
 from providers.bedrock.messages import conversation
 from providers.bedrock.wire import (
@@ -113,10 +114,10 @@ def dropped_params(request: ChatRequest, *, reasoning: bool) -> list[str]:
     ]
     if request.parallel_tool_calls is False:
         dropped.append("parallel_tool_calls")  # Converse has no way to forbid them
-    effort = _effort(request)
+    effort = thinking_effort(request)
     if effort is None or not reasoning:
         return dropped  # without reasoning, `droppable_unsupported` names the effort
-    if _forces_tool(request):
+    if forces_tool(request):
         dropped.append("reasoning_effort")
     else:
         if isinstance(request.temperature, float | int):
@@ -222,29 +223,11 @@ def _has_tool_blocks(messages: list[BedrockMessage]) -> bool:
     )
 
 
-def _forces_tool(request: ChatRequest) -> bool:
-    """Claude refuses extended thinking with a forced tool call (`any` or `tool`)."""
-    if isinstance(request.response_format, JSONSchemaResponseFormat):
-        return True
-    has_tools = isinstance(request.tools, list) and bool(request.tools)
-    return has_tools and (
-        request.tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)
-    )
-
-
-# --- inference settings ------------------------------------------------------------------
-
-
-def _effort(request: ChatRequest) -> str | None:
-    effort = request.reasoning_effort
-    return effort if isinstance(effort, str) and effort != "none" else None
-
-
 def _thinking_budget(request: ChatRequest, model: str, config: BedrockConfig) -> int | None:
     """Claude's thinking budget for `reasoning_effort`; other models on Converse have no
     common reasoning switch, so for them the effort is dropped (and named)."""
-    effort = _effort(request)
-    if effort is None or _forces_tool(request) or not is_anthropic_model(model):
+    effort = thinking_effort(request)
+    if effort is None or forces_tool(request) or not is_anthropic_model(model):
         return None
     budget = config.thinking_budgets.get(effort)
     if budget is None:

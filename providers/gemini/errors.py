@@ -6,7 +6,12 @@ from collections.abc import Mapping
 
 import msgspec
 
-from providers.errors import ProviderError, UpstreamAuthFailed, error_for_status
+from providers.errors import (
+    ProviderError,
+    UpstreamAuthFailed,
+    error_for_status,
+    retry_after_seconds,
+)
 from providers.gemini.wire import GeminiErrorBody, GeminiErrorEnvelope
 
 # a streamed request without `alt=sse` gets its error inside a JSON array
@@ -40,12 +45,9 @@ def _seconds(duration: str) -> float | None:
 
 def retry_after(headers: Mapping[str, str], error: GeminiErrorBody) -> float | None:
     """Seconds from `Retry-After`, else from the RetryInfo detail of a 429."""
-    value = headers.get("retry-after")
-    if value is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass  # an HTTP date: rare from LLM APIs; RetryInfo or the default applies
+    from_header = retry_after_seconds(headers)
+    if from_header is not None:
+        return from_header
     for detail in error.details:
         if detail.retry_delay is not None:
             return _seconds(detail.retry_delay)

@@ -6,21 +6,8 @@ from collections.abc import Mapping
 
 import msgspec
 
-from providers.errors import ProviderError, error_for_status
+from providers.errors import ProviderError, error_for_status, retry_after_seconds
 from providers.openai.wire import UpstreamErrorDetail, error_decoder
-
-
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from OpenAI's `retry-after-ms` or `Retry-After` (delta-seconds form)."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(float(value) * scale, 0.0)
-        except ValueError:
-            continue  # an HTTP date: rare from LLM APIs; the default cooldown applies
-    return None
 
 
 def _detail(body: bytes) -> UpstreamErrorDetail:
@@ -38,7 +25,7 @@ def classify_status(
         status,
         f"{provider}: {detail.message or f'HTTP {status}'}",
         provider=provider,
-        retry_after=parse_retry_after(headers),
+        retry_after=retry_after_seconds(headers),
         param=detail.param,
         code=detail.code if isinstance(detail.code, str) else None,
     )
