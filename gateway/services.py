@@ -34,7 +34,7 @@ class Services:
             deployments = resolve_deployments(
                 config.models,
                 families={n: catalogue_family(p) for n, p in config.providers.items()},
-                capabilities={n: p.capabilities for n, p in self.providers.items()},
+                capabilities={n: p.capabilities_for for n, p in self.providers.items()},
                 catalogue=catalogue or load_catalogue(),
             )
         except DeploymentError as exc:

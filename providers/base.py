@@ -51,6 +51,11 @@ class Provider(ABC):
     def __init__(self, name: str) -> None:
         self.name = name
 
+    def capabilities_for(self, model: str) -> Capabilities:
+        """What this API can do for one of its models, before the catalogue and config
+        refine it; adapters whose abilities differ by model family override it."""
+        return self.capabilities
+
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         """Request parameters this upstream will not honour (dropped from what it is sent
         and named to the client). Adapters add what their API has no field for."""

@@ -3,7 +3,7 @@ capabilities resolved once, at start-up, into prices and capabilities."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -53,11 +53,11 @@ def _prices(path: str, config: DeploymentConfig, entry: CatalogueEntry | None) -
 def resolve_deployments(
     models: Mapping[str, ModelConfig],
     families: Mapping[str, str],
-    capabilities: Mapping[str, Capabilities],
+    capabilities: Mapping[str, Callable[[str], Capabilities]],
     catalogue: ModelCatalogue,
 ) -> dict[str, list[Deployment]]:
     """`families` and `capabilities` are per provider name: its catalogue family (kind or
-    preset) and what its API can do in general."""
+    preset), and what its API can do for a given model id."""
     resolved: dict[str, list[Deployment]] = {}
     for name, model in models.items():
         deployments = []
@@ -70,7 +70,7 @@ def resolve_deployments(
                     model=config.model,
                     prices=_prices(path, config, entry),
                     capabilities=with_overrides(
-                        capabilities[config.provider],
+                        capabilities[config.provider](config.model),
                         entry.capabilities if entry else None,
                         config.capabilities,
                     ),

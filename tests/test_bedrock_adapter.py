@@ -660,3 +660,13 @@ def test_gateway_without_botocore_starts_and_refuses_only_bedrock() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "pip install 'switchboard[bedrock]'" in result.stdout
+
+
+def test_only_claude_models_can_reason_through_converse() -> None:
+    provider = BedrockProvider("bedrock", CONFIG)
+    assert provider.capabilities_for(CLAUDE).reasoning is True
+    assert provider.capabilities_for("meta.llama3-3-70b-instruct-v1:0").reasoning is False
+    request = chat_request(hello(reasoning_effort="low", temperature=0.5))
+    llama = provider.capabilities_for("mistral.mistral-large-2407-v1:0")
+    # named as dropped, and temperature kept: no thinking will happen
+    assert provider.unsupported_params(request, llama) == ["reasoning_effort"]

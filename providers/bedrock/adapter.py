@@ -12,7 +12,7 @@ from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.bedrock.config import BedrockConfig
 from providers.bedrock.errors import classify_http_error
 from providers.bedrock.extra import require_botocore
-from providers.bedrock.request import build_request, dropped_params
+from providers.bedrock.request import build_request, dropped_params, is_anthropic_model
 from providers.bedrock.response import openai_response
 from providers.bedrock.signing import BedrockSigner, model_path
 from providers.bedrock.stream import StreamTranslator, openai_chunks
@@ -51,6 +51,13 @@ class BedrockProvider(Provider):
         )
         self._headers = {**config.headers, "content-type": "application/json"}
         self._http = config.http_client(name)
+
+    def capabilities_for(self, model: str) -> Capabilities:
+        # only Claude thinks through Converse: for other models `reasoning_effort` is
+        # dropped and named, not silently ignored
+        if is_anthropic_model(model):
+            return self.capabilities
+        return msgspec.structs.replace(self.capabilities, reasoning=False)
 
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         dropped = super().unsupported_params(request, capabilities)
