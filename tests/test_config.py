@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from gateway.config import EMBEDDED_CONFIG, AuthConfig, ConfigError, load_config, parse_config
+from gateway.services import Services
 from providers.config import OpenAIConfig, SimulatedConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -127,13 +128,20 @@ def test_embedded_demo_config_is_valid_and_open_and_simulated() -> None:
 
 
 def test_production_example_is_valid_with_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OPENAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY"):
+    for name in ("OPENAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.setenv(name, "sk-test")
     monkeypatch.setenv("SWITCHBOARD_TEAM_A_KEY_SHA256", "ab" * 32)
     config = load_config(ROOT / "examples" / "production.yaml")
     assert isinstance(config.auth, AuthConfig)
     assert config.store.startswith("redis://")
-    assert all(isinstance(p, OpenAIConfig) for p in config.providers.values())
+    assert {type(p).__name__ for p in config.providers.values()} == {
+        "OpenAIConfig",
+        "AnthropicConfig",
+    }
+    # every deployment is priced, from the config or the shipped catalogue
+    services = Services(config)
+    claude = services.models.models["claude-sonnet-4"][0]
+    assert claude.prices.input_per_mtok > 0 and claude.capabilities.reasoning
 
 
 def test_unreadable_and_non_yaml_files_are_config_errors(tmp_path: Path) -> None:
