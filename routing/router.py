@@ -78,9 +78,10 @@ class Router:
         schema, room in its context window) is skipped; so is one that would drop a
         parameter when the client sent `provider.require_parameters: true`."""
         require_all = options.provider is not None and options.provider.require_parameters
+        # every name is resolved first: an unknown model is a 404 even if an earlier one serves
+        resolved = [self._models.resolve(name) for name in options.models]
         refusals: list[str] = []
-        for name in options.models:
-            model = self._models.resolve(name)
+        for model in resolved:
             for deployment in model.deployments:
                 where = f"{deployment.provider}/{model.canonical}"
                 missing = missing_capability(request, deployment.capabilities)

@@ -132,3 +132,27 @@ def test_streams_name_dropped_parameters_too(gateway_factory: Any, upstream: Moc
     assert response.status_code == 200, response.text
     assert response.headers["x-switchboard-dropped-params"] == "n"
     assert "n" not in upstream.last_request.json
+
+
+def test_an_unknown_model_anywhere_in_models_is_not_found(
+    gateway_factory: Any, upstream: MockUpstream
+) -> None:
+    gateway = gateway_factory(two_deployments(upstream.url, {}, {}))
+    response = gateway.post({"models": ["m", "no-such-model"], "messages": HELLO})
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "model_not_found"
+    assert "no-such-model" in response.json()["error"]["message"]
+    assert upstream.requests == []
+
+
+def test_the_next_model_serves_when_no_deployment_of_the_first_can(
+    gateway_factory: Any, upstream: MockUpstream
+) -> None:
+    config = two_deployments(upstream.url, {"capabilities": {"tools": False}}, {})
+    first = config["models"]["m"]["deployments"]
+    config["models"] = {"plain": {"deployments": [first[0]]}, "m": {"deployments": [first[1]]}}
+    gateway = gateway_factory(config)
+    response = gateway.post({"models": ["plain", "m"], "messages": HELLO, "tools": [TOOL]})
+    assert response.status_code == 200, response.text
+    assert response.json()["routing_metadata"]["model_canonical"] == "m"
+    assert upstream.last_request.json["model"] == "second-id"
