@@ -47,11 +47,15 @@ class CompletedCall(msgspec.Struct, kw_only=True):
     dropped_params: tuple[str, ...] = ()
 
 
-def _fits_context(request: ChatRequest, deployment: Deployment) -> bool:
-    window = deployment.capabilities.context_window
-    if window is None:
-        return True
-    return request.estimated_prompt_tokens() + (request.output_limit or 0) <= window
+def _limit_exceeded(request: ChatRequest, deployment: Deployment) -> str | None:
+    """The token limit of the deployment's model the request would not fit, if any."""
+    capabilities, wanted = deployment.capabilities, request.output_limit or 0
+    if capabilities.max_output_tokens is not None and wanted > capabilities.max_output_tokens:
+        return f"max output tokens ({capabilities.max_output_tokens})"
+    window = capabilities.context_window
+    if window is not None and request.estimated_prompt_tokens() + wanted > window:
+        return f"context window ({window})"
+    return None
 
 
 def _ms(seconds: float) -> float:
@@ -75,7 +79,7 @@ class Router:
         """The first deployment, in the order of `models`, that can serve the request.
 
         A deployment lacking what the request cannot do without (tools, vision, a JSON
-        schema, room in its context window) is skipped; so is one that would drop a
+        schema, room in its context window or output limit) is skipped; so is one that would drop a
         parameter when the client sent `provider.require_parameters: true`."""
         require_all = options.provider is not None and options.provider.require_parameters
         # every name is resolved first: an unknown model is a 404 even if an earlier one serves
@@ -85,8 +89,8 @@ class Router:
             for deployment in model.deployments:
                 where = f"{deployment.provider}/{model.canonical}"
                 missing = missing_capability(request, deployment.capabilities)
-                if missing is None and not _fits_context(request, deployment):
-                    missing = "context window"
+                if missing is None:
+                    missing = _limit_exceeded(request, deployment)
                 if missing is not None:
                     refusals.append(f"{where} lacks {missing}")
                     continue

@@ -53,8 +53,9 @@ def two_deployments(url: str, first: dict[str, Any], second: dict[str, Any]) -> 
             {"json_schema": False},
         ),
         ({"max_tokens": 995}, {"context_window": 1000}),  # + ~10 prompt tokens
+        ({"max_completion_tokens": 9000}, {"max_output_tokens": 8192}),
     ],
-    ids=["tools", "vision", "json_schema", "context_window"],
+    ids=["tools", "vision", "json_schema", "context_window", "max_output_tokens"],
 )
 def test_a_deployment_lacking_a_capability_is_passed_over(
     gateway_factory: Any, upstream: MockUpstream, extra: dict[str, Any], lacking: dict[str, Any]
