@@ -9,6 +9,7 @@ string matching on messages.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import msgspec
@@ -230,7 +231,9 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
         if value is None:
             continue
         try:
-            return max(float(value) * scale, 0.0)
+            seconds = float(value) * scale
         except ValueError:
             continue
+        if math.isfinite(seconds):  # "nan" and "inf" parse as floats, and mean nothing
+            return max(seconds, 0.0)
     return None

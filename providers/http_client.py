@@ -96,6 +96,32 @@ def _as_built(url: str) -> URL:
     return URL(url, encoded=True)
 
 
+# how long the end of a body whose content was all read may take to arrive
+_DRAIN_SECONDS = 5.0
+
+
+def _release_or_close(response: aiohttp.ClientResponse) -> None:
+    if response.content.at_eof():
+        response.release()  # back to the pool for the next request
+    else:
+        # dropping the connection is what tells the upstream to stop generating tokens
+        # nobody will read (client gone, or we gave up on the stream)
+        response.close()
+
+
+async def _drain(response: aiohttp.ClientResponse) -> None:
+    """Read the rest of a finished stream's body so its connection can be pooled; one
+    that keeps coming or breaks is closed instead."""
+    try:
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            while await response.content.readany():
+                pass
+    except Exception:  # timed out or broken: closed just below
+        pass
+    finally:
+        _release_or_close(response)
+
+
 class UpstreamHTTP:
     """One pooled client per provider, created lazily inside the running event loop."""
 
@@ -110,6 +136,7 @@ class UpstreamHTTP:
         self._stream_timeout = aiohttp.ClientTimeout(
             total=None, connect=timeouts.connect, sock_read=timeouts.read
         )
+        self._draining: set[asyncio.Task[None]] = set()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -136,7 +163,8 @@ class UpstreamHTTP:
     async def open_stream(
         self, url: str, body: bytes, headers: Mapping[str, str]
     ) -> AsyncIterator[UpstreamStream]:
-        """Leaving the context closes the upstream connection, even mid-stream."""
+        """Leaving the context on an error (or the reader's being closed) closes the
+        upstream connection, even mid-stream."""
         try:
             response = await self._client().post(
                 _as_built(url), data=body, headers=headers, timeout=self._stream_timeout
@@ -145,15 +173,24 @@ class UpstreamHTTP:
             raise map_exception(exc, self.provider) from exc
         try:
             yield UpstreamStream(response, self.provider)
-        finally:
-            if response.content.at_eof():
-                response.release()  # back to the pool for the next request
-            else:
-                # dropping the connection is what tells the upstream to stop generating
-                # tokens nobody will read (client gone, or we gave up on the stream)
-                response.close()
+        except BaseException:
+            _release_or_close(response)
+            raise
+        if response.content.at_eof():
+            response.release()  # back to the pool for the next request
+        else:
+            # the reader stopped at its protocol's end marker (`[DONE]`, `message_stop`)
+            # with the body's own end still in flight: closing here would cost the next
+            # request a new connection (and TLS handshake), so wait for it off the answer's
+            # path, then pool the connection
+            task = asyncio.get_running_loop().create_task(_drain(response))
+            self._draining.add(task)
+            task.add_done_callback(self._draining.discard)
 
     async def aclose(self) -> None:
+        for task in list(self._draining):
+            task.cancel()
+        await asyncio.gather(*self._draining, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
             self._session = None

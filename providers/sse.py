@@ -18,21 +18,33 @@ class SSEDecoder:
     keep-alives), `event:`/`id:` fields and the optional single space after the colon.
     """
 
-    __slots__ = ("_data", "_event", "_id", "_partial")
+    __slots__ = ("_after_cr", "_data", "_event", "_id", "_partial")
 
     def __init__(self) -> None:
         self._data: list[bytes] = []
         self._event = b""
         self._id: bytes | None = None
         self._partial = b""  # an incomplete line at the end of the last block
+        self._after_cr = False  # the last block ended in CR: a LF opening the next is its pair
 
     def feed_block(self, block: bytes) -> list[SSEEvent]:
-        """Feed raw body bytes as they arrive; returns the events they complete."""
+        """Feed raw body bytes as they arrive; returns the events they complete.
+
+        Lines end in LF, CRLF or a lone CR. A CR at the end of a block ends its line at
+        once (a blank line dispatches its event without waiting for the next read); if the
+        next block opens with LF, that LF is the rest of the CRLF, not another line."""
+        if self._after_cr and block:
+            self._after_cr = False
+            if block[:1] == b"\n":
+                block = block[1:]
+        if b"\r" in block:
+            self._after_cr = block[-1:] == b"\r"
+            block = block.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = (self._partial + block).split(b"\n") if self._partial else block.split(b"\n")
         self._partial = lines.pop()
         events = []
         for line in lines:
-            event = self.feed(line[:-1] if line[-1:] == b"\r" else line)
+            event = self.feed(line)
             if event is not None:
                 events.append(event)
         return events

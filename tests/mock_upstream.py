@@ -202,6 +202,11 @@ class HangReply:
 Reply = JSONReply | RawReply | ErrorReply | SSEReply | HangReply
 
 
+def _client_port(request: web.Request) -> int | None:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    return peer[1] if isinstance(peer, tuple) else None
+
+
 @dataclass
 class RecordedRequest:
     method: str
@@ -211,6 +216,7 @@ class RecordedRequest:
     body: bytes
     json: Any  # decoded body, None when empty or not JSON
     raw_path: str = ""  # as it came on the wire (what a request signature covers)
+    client_port: int | None = None  # one per connection: tells a pooled one from a new one
 
 
 # --------------------------------------------------------------------------- server
@@ -370,6 +376,7 @@ class MockUpstream:
                         headers={k.lower(): v for k, v in request.headers.items()},
                         body=body,
                         json=decoded,
+                        client_port=_client_port(request),
                     )
                 )
                 reply = self._queue.popleft() if self._queue else self._default

@@ -576,3 +576,132 @@ def test_a_model_without_thinking_keeps_its_temperature() -> None:
     no_thinking = msgspec.structs.replace(provider.capabilities, reasoning=False)
     assert provider.unsupported_params(request, no_thinking) == ["reasoning_effort"]
     assert provider.unsupported_params(request, provider.capabilities) == ["temperature"]
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def _stream_events(translator: AnthropicStreamTranslator, events: list[dict[str, Any]]) -> str:
+    """What a client accumulates from the chunks: tool arguments, else content."""
+    arguments, content = "", ""
+    for event in events:
+        for chunk in translator.feed(json.dumps(event).encode()):
+            for choice in json.loads(chunk.data)["choices"]:
+                content += choice["delta"].get("content") or ""
+                for call in choice["delta"].get("tool_calls", []):
+                    arguments += call["function"].get("arguments", "")
+    return arguments or content
+
+
+@pytest.mark.parametrize("json_tool", [None, "now"], ids=["tool_call", "schema_tool"])
+def test_streamed_tool_call_without_input_has_empty_object_arguments(
+    json_tool: str | None,
+) -> None:
+    """Anthropic streams a tool without input as one `partial_json: ""`; clients parse the
+    arguments (or the schema tool's content) as JSON, so they get "{}" as from `complete`."""
+    translator = AnthropicStreamTranslator(provider="anthropic", json_tool=json_tool, created=1)
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": MODEL, "usage": {}}},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"type": "tool_use", "id": "toolu_1", "name": "now", "input": {}}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
+        {"type": "message_stop"},
+    ]  # fmt: skip
+    assert _stream_events(translator, events) == "{}"
+
+
+def test_streamed_tool_input_is_not_followed_by_an_extra_object() -> None:
+    translator = AnthropicStreamTranslator(provider="anthropic", json_tool=None, created=1)
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": MODEL, "usage": {}}},
+        {"type": "content_block_start", "index": 0,
+         "content_block": {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}},
+        {"type": "content_block_delta", "index": 0,
+         "delta": {"type": "input_json_delta", "partial_json": "{\"a\": 1}"}},
+        {"type": "content_block_stop", "index": 0},
+    ]  # fmt: skip
+    assert _stream_events(translator, events) == '{"a": 1}'
+
+
+def test_tool_ids_from_other_providers_match_anthropics_pattern() -> None:
+    """Anthropic takes tool_use ids of `[a-zA-Z0-9_-]` only; a conversation begun on
+    another provider carries its ids (`functions.get_time:0`). Call and result map alike."""
+    request = chat_request(
+        {
+            "model": "m",
+            "messages": [
+                USER,
+                {"role": "assistant", "tool_calls": [{"id": "functions.get_time:0",
+                 "type": "function", "function": {"name": "get_time", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "functions.get_time:0", "content": "noon"},
+            ],
+        }
+    )  # fmt: skip
+    body = json.loads(build_request(request, MODEL, AnthropicConfig(), stream=False).body)
+    assert body["messages"][1]["content"][0]["id"] == "functions_get_time_0"
+    assert body["messages"][2]["content"][0]["tool_use_id"] == "functions_get_time_0"
+
+
+def test_temperature_above_anthropics_range_is_sent_as_its_highest() -> None:
+    """OpenAI takes 0-2, Anthropic 0-1: 1.5 would be a 400 that no fallback may retry."""
+    request = chat_request({**_HELLO, "temperature": 1.5})
+    body = json.loads(build_request(request, MODEL, AnthropicConfig(), stream=False).body)
+    assert body["temperature"] == 1.0
+    provider = AnthropicProvider("anthropic", AnthropicConfig())
+    assert provider.unsupported_params(request, provider.capabilities) == []
+
+
+_TOOL_LOOP: list[dict[str, Any]] = [
+    USER,
+    {"role": "assistant", "tool_calls": [
+        {"id": "toolu_1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
+    {"role": "tool", "tool_call_id": "toolu_1", "content": "noon"},
+]  # fmt: skip
+
+
+def test_no_thinking_inside_a_tool_loop() -> None:
+    """With thinking on, Anthropic wants the assistant turn that called the tools to open
+    with its signed thinking block, which OpenAI messages cannot carry back: thinking is
+    left out (and named) until the loop ends."""
+    request = chat_request(
+        {"model": "m", "messages": _TOOL_LOOP, "reasoning_effort": "low", "temperature": 0.3}
+    )
+    body = json.loads(build_request(request, MODEL, AnthropicConfig(), stream=False).body)
+    assert "thinking" not in body
+    assert body["temperature"] == 0.3
+    provider = AnthropicProvider("anthropic", AnthropicConfig())
+    assert provider.unsupported_params(request, provider.capabilities) == ["reasoning_effort"]
+    # once the model has answered the results, the next turn may think again
+    after = [*_TOOL_LOOP, {"role": "assistant", "content": "It is noon."}, USER]
+    request = chat_request({"model": "m", "messages": after, "reasoning_effort": "low"})
+    body = json.loads(build_request(request, MODEL, AnthropicConfig(), stream=False).body)
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_empty_texts_are_left_out() -> None:
+    """Anthropic answers 400 "text content blocks must be non-empty" to what OpenAI takes."""
+    request = chat_request(
+        {
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": ""},
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": ""},
+                {"role": "user", "content": [{"type": "text", "text": ""},
+                 {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+            ],
+        }
+    )  # fmt: skip
+    body = json.loads(build_request(request, MODEL, AnthropicConfig(), stream=False).body)
+    assert body["system"] == "Be brief."
+    assert body["messages"] == [
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+            ],
+        }
+    ]

@@ -10,9 +10,11 @@ model id in the URL and the config, including a gateway without botocore.
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 import textwrap
+import zlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from providers.base import StreamChunk
 from providers.bedrock.adapter import BedrockProvider
 from providers.bedrock.config import BedrockConfig
 from providers.bedrock.errors import classify_http_error, classify_stream_exception
+from providers.bedrock.eventstream import EventStreamDecoder
 from providers.bedrock.request import build_request
 from providers.bedrock.response import finish_reason, openai_response
 from providers.bedrock.signing import BedrockSigner, model_path
@@ -670,3 +673,75 @@ def test_only_claude_models_can_reason_through_converse() -> None:
     llama = provider.capabilities_for("mistral.mistral-large-2407-v1:0")
     # named as dropped, and temperature kept: no thinking will happen
     assert provider.unsupported_params(request, llama) == ["reasoning_effort"]
+
+
+# --------------------------------------------------------------------------- review fixes
+
+
+def test_temperature_above_converses_range_is_sent_as_its_highest() -> None:
+    """OpenAI takes 0-2, Converse 0-1: 1.5 would be a ValidationException (no fallback)."""
+    assert upstream_body(hello(temperature=1.5))["inferenceConfig"] == {"temperature": 1.0}
+    assert upstream_body(hello(temperature=0.4))["inferenceConfig"] == {"temperature": 0.4}
+
+
+def test_no_claude_thinking_inside_a_tool_loop() -> None:
+    """Claude wants the assistant turn that called the tools to open with its signed
+    thinking block, which OpenAI messages cannot carry back: no thinking until the loop
+    ends, and the effort is named as dropped."""
+    loop = [
+        {"role": "user", "content": "time?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "now", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "noon"},
+    ]
+    tools = [{"type": "function", "function": {"name": "now"}}]
+    fields = {"messages": loop, "tools": tools, "reasoning_effort": "low", "temperature": 0.3}
+    body = upstream_body(fields)
+    assert "additionalModelRequestFields" not in body
+    assert body["inferenceConfig"] == {"temperature": 0.3}
+    provider = BedrockProvider("bedrock", CONFIG)
+    request = chat_request(fields)
+    assert provider.unsupported_params(request, provider.capabilities) == ["reasoning_effort"]
+    after = [*loop, {"role": "assistant", "content": "Noon."}, {"role": "user", "content": "ok"}]
+    assert upstream_body({**fields, "messages": after})["additionalModelRequestFields"] == {
+        "thinking": {"type": "enabled", "budget_tokens": 1024}
+    }
+
+
+def test_frame_with_valid_checksums_but_an_unknown_header_type_is_garbage() -> None:
+    """botocore checks checksums, not contents: a header of an unknown value type is a
+    KeyError inside it, which must reach the gateway as a protocol error."""
+    name = b":event-type"
+    header = struct.pack(">B", len(name)) + name + struct.pack(">B", 99)
+    prelude = struct.pack(">II", 12 + len(header) + 4, len(header))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + header
+    broken = message + struct.pack(">I", zlib.crc32(message))
+    start = event_frame("messageStart", {"role": "assistant"})
+    with pytest.raises(UpstreamProtocolError, match="broken event-stream frame"):
+        EventStreamDecoder("bedrock").feed(start + broken)
+
+
+def test_tool_history_without_tools_still_declares_the_tools_it_used() -> None:
+    """Converse answers "The toolConfig field must be defined when using toolUse and
+    toolResult content blocks"; OpenAI takes such a conversation (e.g. to summarise it)."""
+    messages = [
+        {"role": "user", "content": "time?"},
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {"id": "t1", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+                {"id": "t2", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "t1", "content": "noon"},
+        {"role": "tool", "tool_call_id": "t2", "content": "noon"},
+        {"role": "user", "content": "Summarise."},
+    ]
+    assert upstream_body({"messages": messages})["toolConfig"] == {
+        "tools": [{"toolSpec": {"name": "now", "inputSchema": {"json": {"type": "object"}}}}]
+    }
+    assert "toolConfig" not in upstream_body(hello())

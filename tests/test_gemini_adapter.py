@@ -24,8 +24,10 @@ from providers.chat_types import ChatRequest
 from providers.errors import InvalidRequest, ProviderError
 from providers.gemini.adapter import GeminiProvider
 from providers.gemini.config import DEFAULT_THINKING_BUDGETS, GeminiConfig
+from providers.gemini.errors import retry_after
 from providers.gemini.request import gemini_body
 from providers.gemini.response import finish_reason
+from providers.gemini.wire import GeminiErrorBody, GeminiErrorDetail
 from providers.registry import build_provider
 from tests.mock_upstream import JSONReply, MockUpstream, RawReply, SSEReply
 
@@ -282,6 +284,55 @@ def test_requests_gemini_cannot_express_are_client_errors(
     assert says in caught.value.message
 
 
+def doubling_definitions(depth: int) -> dict[str, Any]:
+    """Each definition uses the next one twice: 2**depth nodes once inlined."""
+    defs: dict[str, Any] = {
+        f"D{i}": {
+            "type": "object",
+            "properties": {"a": {"$ref": f"#/$defs/D{i + 1}"}, "b": {"$ref": f"#/$defs/D{i + 1}"}},
+        }
+        for i in range(depth)
+    }
+    defs[f"D{depth}"] = {"type": "string"}
+    return {"$defs": defs, "$ref": "#/$defs/D0"}
+
+
+def test_a_schema_that_explodes_when_inlined_is_refused_at_once() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": doubling_definitions(25)}}
+    with pytest.raises(InvalidRequest) as caught:
+        sent({**HELLO, "tools": [tool]})
+    assert caught.value.param == "tools[0].function.parameters"
+    assert "more than 10000 subschemas" in caught.value.message
+
+
+def test_a_schema_inlined_to_a_modest_size_is_translated() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": doubling_definitions(3)}}
+    parameters = sent({**HELLO, "tools": [tool]})["tools"][0]["functionDeclarations"][0][
+        "parameters"
+    ]
+    leaf = parameters["properties"]["b"]["properties"]["a"]["properties"]["b"]
+    assert leaf == {"type": "string"}
+
+
+def test_odd_but_well_formed_json_schemas_do_not_crash_the_translation() -> None:
+    parameters = {
+        "$defs": {"Anything": True, "Odd": [1]},
+        "type": "object",
+        "properties": {
+            "a": {"$ref": "#/$defs/Anything", "description": "any value"},
+            "b": {"$ref": "#/$defs/Odd"},
+        },
+        "required": ["a", {"not": "a name"}, ["b"], 7],
+    }
+    tool = {"type": "function", "function": {"name": "f", "parameters": parameters}}
+    declaration = sent({**HELLO, "tools": [tool]})["tools"][0]["functionDeclarations"][0]
+    assert declaration["parameters"] == {
+        "type": "object",
+        "properties": {"a": {"description": "any value"}, "b": {}},
+        "required": ["a"],
+    }
+
+
 # --------------------------------------------------------------------------- answers
 
 
@@ -476,6 +527,17 @@ async def test_errors_before_a_stream(
     with pytest.raises(ProviderError) as caught:
         await collect(provider, call_for({**HELLO, "stream": True}), [])
     check_error(caught.value, case)
+
+
+@pytest.mark.parametrize(
+    ("delay", "seconds"),
+    [("7s", 7.0), ("1.5s", 1.5), ("-3s", 0.0), ("nans", None), ("infs", None), ("7", None)],
+)
+def test_retry_delay_of_a_rate_limit(delay: str, seconds: float | None) -> None:
+    """A delay that is not a number of seconds says nothing: the gateway's default
+    applies, rather than a NaN that no `Retry-After` header can carry."""
+    error = GeminiErrorBody(details=[GeminiErrorDetail(retry_delay=delay)])
+    assert retry_after({}, error) == seconds
 
 
 # --------------------------------------------------------------------------- config

@@ -54,3 +54,34 @@ def test_an_event_without_data_is_not_dispatched() -> None:
 
 def test_unterminated_event_at_end_is_not_dispatched() -> None:
     assert decode(b"data: partial") == []
+
+
+# --------------------------------------------------------------------------- raw blocks
+
+STREAM = b': ping\ndata: {"a":\ndata: 1}\n\nevent: x\nid: 3\ndata:c\n\ndata: [DONE]\n\n'
+EVENTS = [SSEEvent(b'{"a":\n1}'), SSEEvent(b"c", b"x", b"3"), SSEEvent(b"[DONE]", id=b"3")]
+
+
+def feed_blocks(*blocks: bytes) -> list[SSEEvent]:
+    decoder = SSEDecoder()
+    return [event for block in blocks for event in decoder.feed_block(block)]
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"], ids=["lf", "crlf", "cr"])
+def test_blocks_split_anywhere_give_the_same_events(newline: bytes) -> None:
+    """Reads end wherever the network cut them: inside a field, between CR and LF, or
+    with an empty read in between; every line ending the spec allows is a line end."""
+    stream = STREAM.replace(b"\n", newline)
+    for i in range(len(stream) + 1):
+        for j in range(i, len(stream) + 1):
+            blocks = (stream[:i], stream[i:j], stream[j:])
+            assert feed_blocks(*blocks) == EVENTS, blocks
+
+
+def test_a_cr_ending_a_block_dispatches_without_waiting_for_its_lf() -> None:
+    decoder = SSEDecoder()
+    assert decoder.feed_block(b"data: x\r\n\r") == [SSEEvent(b"x")]
+    # the LF that completes the CRLF is not a second, blank line
+    assert decoder.feed_block(b"") == []
+    assert decoder.feed_block(b"\ndata: y\r\n") == []
+    assert decoder.feed_block(b"\r\n") == [SSEEvent(b"y")]

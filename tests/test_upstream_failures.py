@@ -302,6 +302,9 @@ def test_upstream_failure_before_the_stream_starts_is_a_plain_error(
         ({"retry-after-ms": "3000"}, "3"),
         ({"retry-after": "2.2"}, "3"),  # never tell a client to come back too early
         ({}, "1"),  # upstream said nothing: a 429 still says when to come back
+        # numbers in form only: said nothing either (not a 500 from the gateway)
+        ({"retry-after": "nan"}, "1"),
+        ({"retry-after-ms": "inf", "retry-after": "4"}, "4"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])

@@ -7,6 +7,7 @@ OpenAI file ids, tool arguments that are not a JSON object) is a 400 naming the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from typing import Any, Literal
 
@@ -57,6 +58,10 @@ JSON_TOOL_DESCRIPTION = "Give your answer by calling this tool: its input is the
 _EMPTY_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
 # thinking leaves top_p only this much room (Anthropic's documented bounds)
 _MIN_TOP_P_WITH_THINKING = 0.95
+# OpenAI takes temperatures up to 2, Anthropic up to 1: higher ones are sent as its highest
+MAX_TEMPERATURE = 1.0
+# Anthropic's pattern for tool_use ids; ids minted by other providers may not match it
+_TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 
 # request fields translated here; logprobs, top_logprobs and n > 1 are named by the
 # capability check (`droppable_unsupported`) instead
@@ -127,7 +132,7 @@ def build_request(
         stream=True if stream else UNSET,
     )
     if budget is None and isinstance(request.temperature, float | int):
-        body.temperature = request.temperature
+        body.temperature = min(request.temperature, MAX_TEMPERATURE)
     if isinstance(request.top_p, float | int) and (
         budget is None or request.top_p >= _MIN_TOP_P_WITH_THINKING
     ):
@@ -146,7 +151,7 @@ def dropped_params(
         for name, value in request.raw.items()
         if name not in _TRANSLATED and name not in already and value != _NULL
     ]
-    if thinking_effort(request) is not None and forces_tool(request):
+    if thinking_effort(request) is not None and thinking_refused(request):
         dropped.append("reasoning_effort")
     if _thinking_budget(request, config, strict=False) is not None:
         if isinstance(request.temperature, float | int):
@@ -183,7 +188,7 @@ def _conversation(messages: list[Message]) -> tuple[list[str], list[AnthropicMes
     for position, message in enumerate(messages):
         where = f"messages[{position}]"
         if isinstance(message, SystemMessage | DeveloperMessage):
-            system.extend(_texts(message.content))
+            system.extend(text for text in _texts(message.content) if text)
             continue
         role, blocks = _turn(message, where)
         if not blocks:
@@ -205,11 +210,13 @@ def _message(role: Role, blocks: list[AnthropicContentBlock]) -> AnthropicMessag
 
 def _turn(message: Message, where: str) -> tuple[Role, list[AnthropicContentBlock]]:
     if isinstance(message, UserMessage):
+        # Anthropic refuses empty text blocks, which OpenAI takes (and clients send)
         if isinstance(message.content, str):
-            return "user", [AnthropicTextBlock(text=message.content)]
+            return "user", [AnthropicTextBlock(text=message.content)] if message.content else []
         return "user", [
             _user_block(part, f"{where}.content[{index}]")
             for index, part in enumerate(message.content)
+            if not isinstance(part, TextPart) or part.text
         ]
     if isinstance(message, ToolMessage):
         content: str | list[AnthropicTextBlock] = (
@@ -218,7 +225,9 @@ def _turn(message: Message, where: str) -> tuple[Role, list[AnthropicContentBloc
             else [AnthropicTextBlock(text=part.text) for part in message.content]
         )
         # tool results go back to the model inside a user turn
-        return "user", [AnthropicToolResultBlock(tool_use_id=message.tool_call_id, content=content)]
+        return "user", [
+            AnthropicToolResultBlock(tool_use_id=tool_use_id(message.tool_call_id), content=content)
+        ]
     if isinstance(message, AssistantMessage):
         return "assistant", _assistant_blocks(message, where)
     assert isinstance(message, FunctionMessage)
@@ -266,7 +275,14 @@ def _tool_use(call: ToolCall, where: str) -> AnthropicToolUseBlock:
             param=f"{where}.function.arguments",
             code="invalid_tool_arguments",
         ) from None
-    return AnthropicToolUseBlock(id=call.id, name=call.function.name, input=Raw(arguments))
+    return AnthropicToolUseBlock(
+        id=tool_use_id(call.id), name=call.function.name, input=Raw(arguments)
+    )
+
+
+def tool_use_id(call_id: str) -> str:
+    """The same mapping on a call and on its result keeps the two paired."""
+    return _TOOL_ID_UNSAFE.sub("_", call_id) or "_"
 
 
 def _texts(content: str | list[TextPart]) -> list[str]:
@@ -420,6 +436,20 @@ def forces_tool(request: ChatRequest) -> bool:
     )
 
 
+def thinking_refused(request: ChatRequest) -> bool:
+    """Whether Anthropic would refuse extended thinking for this request: with a forced
+    tool call, or inside a tool-use loop, whose assistant turn must open with the signed
+    thinking block Claude wrote (OpenAI messages cannot carry it back)."""
+    return forces_tool(request) or _in_tool_loop(request)
+
+
+def _in_tool_loop(request: ChatRequest) -> bool:
+    for message in reversed(request.messages):
+        if isinstance(message, AssistantMessage):
+            return isinstance(message.tool_calls, list) and bool(message.tool_calls)
+    return False
+
+
 def thinking_effort(request: ChatRequest) -> str | None:
     effort = request.reasoning_effort
     return effort if isinstance(effort, str) and effort != "none" else None
@@ -429,7 +459,7 @@ def _thinking_budget(
     request: ChatRequest, config: AnthropicConfig, *, strict: bool = True
 ) -> int | None:
     effort = thinking_effort(request)
-    if effort is None or forces_tool(request):
+    if effort is None or thinking_refused(request):
         return None
     budget = config.thinking_budgets.get(effort)
     if budget is None and strict:

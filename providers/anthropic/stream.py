@@ -40,6 +40,7 @@ _encode = msgspec.json.encode
 class _OpenBlock(msgspec.Struct):
     kind: BlockKind
     tool_index: int = 0  # position among the tool calls, for kind "tool"
+    has_input: bool = False  # some of a tool's input JSON has been streamed
 
 
 class AnthropicStreamTranslator:
@@ -93,7 +94,9 @@ class AnthropicStreamTranslator:
             return []
         if kind == "message_stop":
             return self._finish()
-        return []  # content_block_stop, and event types added after this was written
+        if kind == "content_block_stop":
+            return self._block_stop(event)
+        return []  # event types added after this was written
 
     # --- events -----------------------------------------------------------------------
 
@@ -151,13 +154,26 @@ class AnthropicStreamTranslator:
         if delta.type == "thinking_delta" and delta.thinking:
             return [self._chunk(Delta(reasoning_content=delta.thinking), has_output=True)]
         if delta.type == "input_json_delta" and delta.partial_json:
-            if block.kind == "json":
-                return [self._chunk(Delta(content=delta.partial_json), has_output=True)]
-            if block.kind == "tool":
-                arguments = ToolCallFunctionDelta(arguments=delta.partial_json)
-                call = ToolCallDelta(index=block.tool_index, function=arguments)
-                return [self._chunk(Delta(tool_calls=[call]), has_output=True)]
+            block.has_input = True
+            return self._input(block, delta.partial_json)
         # signature_delta (the thinking block's seal), citations_delta: no counterpart
+        return []
+
+    def _block_stop(self, event: AnthropicStreamEvent) -> list[StreamChunk]:
+        block = self._blocks.get(event.index or 0)
+        if block is None or block.has_input:
+            return []
+        # a tool called without input streams only `""`: clients parse the arguments as
+        # JSON, so they get "{}", as in a complete answer
+        return self._input(block, "{}")
+
+    def _input(self, block: _OpenBlock, partial_json: str) -> list[StreamChunk]:
+        if block.kind == "json":
+            return [self._chunk(Delta(content=partial_json), has_output=True)]
+        if block.kind == "tool":
+            arguments = ToolCallFunctionDelta(arguments=partial_json)
+            call = ToolCallDelta(index=block.tool_index, function=arguments)
+            return [self._chunk(Delta(tool_calls=[call]), has_output=True)]
         return []
 
     def _finish(self) -> list[StreamChunk]:

@@ -10,6 +10,7 @@ ConverseStream).
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import msgspec
@@ -35,7 +36,15 @@ class EventStreamDecoder:
 
         self._provider = provider
         self._buffer = EventStreamBuffer()
-        self._parser_error: type[Exception] = ParserError
+        # botocore checks the framing and checksums (ParserError), not what a frame with
+        # valid checksums holds: an unknown header type is a KeyError, a short header a
+        # struct.error, a header name that is not UTF-8 a UnicodeDecodeError
+        self._frame_errors: tuple[type[Exception], ...] = (
+            ParserError,
+            KeyError,
+            struct.error,
+            UnicodeDecodeError,
+        )
         self._partial = 0  # bytes received that no complete frame has used yet
         self.failure: ProviderError | None = None
 
@@ -58,7 +67,7 @@ class EventStreamDecoder:
                     break
                 if event is not None:
                     events.append(event)
-        except self._parser_error as exc:
+        except self._frame_errors as exc:
             raise UpstreamProtocolError(
                 f"{self._provider} sent a broken event-stream frame ({type(exc).__name__})",
                 provider=self._provider,

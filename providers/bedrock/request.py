@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import msgspec
 from msgspec import UNSET, Raw, UnsetType
 
-from providers.anthropic.request import forces_tool, thinking_effort
+from providers.anthropic.request import thinking_effort, thinking_refused
 from providers.bedrock.config import BedrockConfig
 from providers.bedrock.messages import conversation
 from providers.bedrock.wire import (
@@ -38,11 +38,14 @@ from providers.errors import InvalidRequest
 _encode = msgspec.json.encode
 _NULL = Raw(b"null")
 _EMPTY_SCHEMA = Raw(b'{"type":"object","properties":{}}')
+_ANY_INPUT = BedrockInputSchema(Raw(b'{"type":"object"}'))
 
 JSON_OBJECT_INSTRUCTION = "Respond with a single JSON object and nothing else."
 JSON_TOOL_DESCRIPTION = "Give your answer by calling this tool: its input is the answer."
 # thinking leaves top_p only this much room (Anthropic's documented bounds)
 _MIN_TOP_P_WITH_THINKING = 0.95
+# Converse takes temperatures up to 1 (OpenAI up to 2): higher ones are sent as its highest
+_MAX_TEMPERATURE = 1.0
 
 # request fields translated here; logprobs, top_logprobs and n > 1 are named by the
 # capability check (`droppable_unsupported`) instead
@@ -117,7 +120,7 @@ def dropped_params(request: ChatRequest, *, reasoning: bool) -> list[str]:
     effort = thinking_effort(request)
     if effort is None or not reasoning:
         return dropped  # without reasoning, `droppable_unsupported` names the effort
-    if forces_tool(request):
+    if thinking_refused(request):
         dropped.append("reasoning_effort")
     else:
         if isinstance(request.temperature, float | int):
@@ -149,7 +152,10 @@ def _tool_config(
     if isinstance(request.response_format, JSONSchemaResponseFormat):
         json_tool = _add_json_tool(request.response_format, tools)
     if not tools:
-        return None, None
+        # Converse refuses tool calls and results without a toolConfig, while OpenAI takes a
+        # conversation that used tools without offering any now (e.g. to summarise it)
+        history = _tools_in_history(messages)
+        return (BedrockToolConfig(history) if history else None), None
     if json_tool is not None:
         choice_for_json = _json_tool_choice(request, json_tool, has_client_tools=len(tools) > 1)
         return BedrockToolConfig(tools, choice_for_json), json_tool
@@ -215,6 +221,16 @@ def _json_tool_choice(
     return BedrockToolChoice(tool=BedrockNamedTool(json_tool))
 
 
+def _tools_in_history(messages: list[BedrockMessage]) -> list[BedrockTool]:
+    names = {
+        block.tool_use.name: None
+        for message in messages
+        for block in message.content
+        if isinstance(block, BedrockToolUseBlock)
+    }
+    return [BedrockTool(BedrockToolSpec(name=name, input_schema=_ANY_INPUT)) for name in names]
+
+
 def _has_tool_blocks(messages: list[BedrockMessage]) -> bool:
     return any(
         isinstance(block, BedrockToolUseBlock | BedrockToolResultBlock)
@@ -227,7 +243,7 @@ def _thinking_budget(request: ChatRequest, model: str, config: BedrockConfig) ->
     """Claude's thinking budget for `reasoning_effort`; other models on Converse have no
     common reasoning switch, so for them the effort is dropped (and named)."""
     effort = thinking_effort(request)
-    if effort is None or forces_tool(request) or not is_anthropic_model(model):
+    if effort is None or thinking_refused(request) or not is_anthropic_model(model):
         return None
     budget = config.thinking_budgets.get(effort)
     if budget is None:
@@ -257,7 +273,7 @@ def _inference_config(
         and isinstance(request.temperature, float | int)
         and "temperature" not in dropped
     ):
-        settings.temperature = request.temperature
+        settings.temperature = min(request.temperature, _MAX_TEMPERATURE)
     if (
         isinstance(request.top_p, float | int)
         and (budget is None or request.top_p >= _MIN_TOP_P_WITH_THINKING)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import msgspec
@@ -38,9 +39,10 @@ def _seconds(duration: str) -> float | None:
     if not duration.endswith("s"):
         return None
     try:
-        return max(float(duration[:-1]), 0.0)
+        seconds = float(duration[:-1])
     except ValueError:
         return None
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def retry_after(headers: Mapping[str, str], error: GeminiErrorBody) -> float | None:

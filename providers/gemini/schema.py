@@ -34,6 +34,9 @@ _KEPT = (
     "propertyOrdering",
 )
 _MAX_DEPTH = 64  # deeper than any real tool schema; stops a $ref cycle cold
+# far more than Gemini accepts in one schema: a few definitions that each use the next
+# twice expand, inlined, to 2**depth nodes, which would hold the event loop for hours
+_MAX_NODES = 10_000
 
 
 class _Converter:
@@ -44,6 +47,7 @@ class _Converter:
             if isinstance(found, dict):
                 self._definitions.update({f"#/{key}/{name}": s for name, s in found.items()})
         self._param = param
+        self._nodes = 0
 
     def _fail(self, why: str) -> InvalidRequest:
         return InvalidRequest(f"Gemini cannot use this JSON schema: {why}.", param=self._param)
@@ -51,6 +55,9 @@ class _Converter:
     def convert(self, schema: Any, depth: int = 0, refs: tuple[str, ...] = ()) -> dict[str, Any]:
         if depth > _MAX_DEPTH:
             raise self._fail("it is nested too deeply")
+        self._nodes += 1
+        if self._nodes > _MAX_NODES:
+            raise self._fail(f"it expands to more than {_MAX_NODES} subschemas")
         if not isinstance(schema, dict):
             return {}  # `true` / `{}`: anything goes, which Gemini says by leaving type out
         ref = schema.get("$ref")
@@ -60,6 +67,8 @@ class _Converter:
             target = self._definitions.get(ref)
             if target is None:
                 raise self._fail(f"'{ref}' is not a local definition")
+            if not isinstance(target, dict):
+                target = {}  # `true`: anything goes, as for a schema in place
             siblings = {k: v for k, v in schema.items() if k != "$ref"}
             return self.convert({**target, **siblings}, depth + 1, (*refs, ref))
         out: dict[str, Any] = {}
@@ -77,7 +86,9 @@ class _Converter:
             required = schema.get("required")
             if isinstance(required, list):
                 # Gemini refuses a required name that is not among the properties
-                out["required"] = [name for name in required if name in properties]
+                out["required"] = [
+                    name for name in required if isinstance(name, str) and name in properties
+                ]
             if "type" not in out and "anyOf" not in out:
                 out["type"] = "object"
         items = schema.get("items")

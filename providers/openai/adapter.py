@@ -17,7 +17,12 @@ from msgspec import Raw
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.capabilities import Capabilities, droppable_unsupported
 from providers.chat_types import ChatRequest
-from providers.errors import UpstreamProtocolError, UpstreamStreamCut, UpstreamUnavailable
+from providers.errors import (
+    ProviderError,
+    UpstreamProtocolError,
+    UpstreamStreamCut,
+    UpstreamUnavailable,
+)
 from providers.openai.config import OpenAIConfig, UpstreamOptions
 from providers.openai.errors import classify_status
 from providers.openai.presets import ForwardingProfile
@@ -122,7 +127,8 @@ class OpenAIWireProvider(Provider):
                 provider=self.name,
                 upstream_status=reply.status,
             ) from exc
-        return ProviderResponse(body=reply.body.strip(), usage=view.usage)
+        usage = view.usage.usage() if view.usage is not None else None
+        return ProviderResponse(body=reply.body.strip(), usage=usage)
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
         url, body = self.url_for(call), self.body_for(call)
@@ -134,25 +140,41 @@ class OpenAIWireProvider(Provider):
             finished = False
             decoder = SSEDecoder()
             async for block in response.blocks():
-                events = decoder.feed_block(block)
-                last = len(events) - 1
-                for position, event in enumerate(events):
+                # `more_buffered` is known only once the block's events are read: one
+                # that is passed over (or `[DONE]`) must not keep a chunk waiting
+                chunks: list[StreamChunk] = []
+                failure: ProviderError | None = None
+                done = False
+                for event in decoder.feed_block(block):
                     if event.data == _DONE:
-                        return
+                        done = True
+                        break
                     data = event.data
                     if b"\n" in data:
                         # one event's JSON split over several `data:` lines, joined with
                         # "\n" by the SSE rules; outside strings that is only whitespace in
                         # JSON, and a chunk must be one line to be framed as one `data:`
                         data = data.replace(b"\n", b" ")
-                    chunk = self._read_chunk(data)
+                    try:
+                        chunk = self._read_chunk(data)
+                    except ProviderError as exc:
+                        failure = exc  # after what arrived before it has gone out
+                        break
                     finished = finished or any(c.finish_reason for c in chunk.choices or ())
                     if not chunk.choices and chunk.usage is None:
                         # nothing an OpenAI client can use: Azure opens its streams with
                         # such a chunk (only `prompt_filter_results`), which must not
                         # become the stream's first chunk (its id is empty)
                         continue
-                    yield _stream_chunk(data, chunk, more_buffered=position < last)
+                    chunks.append(_stream_chunk(data, chunk))
+                last = len(chunks) - 1
+                for position, stream_chunk in enumerate(chunks):
+                    stream_chunk.more_buffered = position < last
+                    yield stream_chunk
+                if failure is not None:
+                    raise failure
+                if done:
+                    return
             if not finished:
                 raise UpstreamStreamCut(
                     f"{self.name} ended the stream before it was complete", provider=self.name
@@ -168,7 +190,9 @@ class OpenAIWireProvider(Provider):
         if chunk.error is not None:
             detail = chunk.error
             said = detail.message if isinstance(detail, UpstreamErrorDetail) else detail
-            raise UpstreamUnavailable(f"{self.name}: {said}", provider=self.name)
+            raise UpstreamUnavailable(
+                f"{self.name}: {said or 'an error in place of a chunk'}", provider=self.name
+            )
         return chunk
 
     async def aclose(self) -> None:
@@ -187,7 +211,7 @@ class OpenAIProvider(OpenAIWireProvider):
         return self._url
 
 
-def _stream_chunk(data: bytes, chunk: ChunkView, *, more_buffered: bool) -> StreamChunk:
+def _stream_chunk(data: bytes, chunk: ChunkView) -> StreamChunk:
     choices = chunk.choices or []
     has_output = False
     for choice in choices:
@@ -201,10 +225,10 @@ def _stream_chunk(data: bytes, chunk: ChunkView, *, more_buffered: bool) -> Stre
         ):
             has_output = True
             break
+    usage = chunk.usage.usage() if chunk.usage is not None else None
     return StreamChunk(
         data=data,
-        usage=chunk.usage,
+        usage=usage,
         has_output=has_output,
-        usage_only=not choices and chunk.usage is not None,
-        more_buffered=more_buffered,
+        usage_only=not choices and usage is not None,
     )

@@ -10,18 +10,52 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from msgspec import Raw
+from msgspec import UNSET, Raw, UnsetType
 
-from providers.chat_types import Usage
+from providers.chat_types import CompletionTokensDetails, PromptTokensDetails, Usage
+
+
+class _TokenDetailsView(msgspec.Struct):
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class UsageView(msgspec.Struct):
+    """`usage` as compatible servers really send it: some put `null` where they keep no
+    count (`"prompt_tokens_details": {"cached_tokens": null}`), which must not make a
+    good answer unreadable. Only what pricing reads is kept."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    prompt_tokens_details: _TokenDetailsView | UnsetType | None = UNSET
+    completion_tokens_details: _TokenDetailsView | UnsetType | None = UNSET
+
+    def usage(self) -> Usage:
+        prompt, completion = self.prompt_tokens_details, self.completion_tokens_details
+        return Usage(
+            prompt_tokens=self.prompt_tokens or 0,
+            completion_tokens=self.completion_tokens or 0,
+            total_tokens=self.total_tokens or 0,
+            prompt_tokens_details=PromptTokensDetails(cached_tokens=prompt.cached_tokens or 0)
+            if isinstance(prompt, _TokenDetailsView)
+            else prompt,
+            completion_tokens_details=CompletionTokensDetails(
+                reasoning_tokens=completion.reasoning_tokens or 0
+            )
+            if isinstance(completion, _TokenDetailsView)
+            else completion,
+        )
 
 
 class CompletionView(msgspec.Struct):
     choices: list[Raw]
-    usage: Usage | None = None
+    usage: UsageView | None = None
 
 
 class DeltaView(msgspec.Struct):
-    content: str | None = None
+    # a string, or a list of typed chunks (Mistral's reasoning models: `thinking`, `text`)
+    content: str | list[Raw] | None = None
     tool_calls: list[Raw] | None = None
     reasoning_content: str | None = None
     refusal: str | None = None
@@ -42,7 +76,7 @@ class UpstreamErrorDetail(msgspec.Struct):
 
 class ChunkView(msgspec.Struct):
     choices: list[ChunkChoiceView] | None = None
-    usage: Usage | None = None
+    usage: UsageView | None = None
     error: UpstreamErrorDetail | str | None = None
 
 
