@@ -138,6 +138,21 @@ async def test_content_as_a_list_of_typed_chunks_is_output() -> None:
     assert [c.has_output for c in chunks] == [True, True, False]
 
 
+async def test_reasoning_deltas_under_their_other_name_are_output() -> None:
+    """Groq, OpenRouter and vLLM stream reasoning as `delta.reasoning`: it is the first
+    generated text, so it marks time to first token."""
+    chunks = await stream_of(
+        [
+            event({"role": "assistant", "content": ""})
+            + event({"reasoning": "Let me think."})
+            + event({"content": "Yes."})
+            + event({}, "stop")
+            + b"data: [DONE]\n\n"
+        ]
+    )
+    assert [c.has_output for c in chunks] == [False, True, True, False]
+
+
 NULLISH_PRICED = Usage(
     prompt_tokens=5,
     completion_tokens=2,

@@ -220,6 +220,7 @@ def _stream_chunk(data: bytes, chunk: ChunkView) -> StreamChunk:
             delta.content
             or delta.tool_calls
             or delta.reasoning_content
+            or delta.reasoning
             or delta.refusal
             or delta.function_call
         ):

@@ -58,6 +58,7 @@ class DeltaView(msgspec.Struct):
     content: str | list[Raw] | None = None
     tool_calls: list[Raw] | None = None
     reasoning_content: str | None = None
+    reasoning: str | None = None  # Groq's, OpenRouter's and vLLM's name for the same
     refusal: str | None = None
     function_call: Raw | None = None
 
