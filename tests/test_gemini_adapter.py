@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +64,11 @@ def counter_ids() -> Callable[[], str]:
 
 
 @pytest.fixture
-def provider(upstream: MockUpstream) -> GeminiProvider:
+async def provider(upstream: MockUpstream) -> AsyncIterator[GeminiProvider]:
     config = GeminiConfig(base_url=f"http://127.0.0.1:{upstream.port}/v1beta", api_key=API_KEY)
-    return GeminiProvider("gemini", config, clock=lambda: CREATED, tool_call_ids=counter_ids())
+    adapter = GeminiProvider("gemini", config, clock=lambda: CREATED, tool_call_ids=counter_ids())
+    yield adapter
+    await adapter.aclose()  # its pooled connections belong to this test's loop
 
 
 HELLO: dict[str, Any] = {"model": "m", "messages": [{"role": "user", "content": "Hello"}]}
