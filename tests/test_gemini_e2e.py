@@ -192,6 +192,8 @@ def test_streamed_parallel_tool_calls_round_trip(
         model="flash",
         messages=[
             *question,
+            # the SDK echoes its own message object back, as its docs show; its type
+            # is not one of the request TypedDicts
             choice.message,  # type: ignore[list-item]
             {"role": "tool", "tool_call_id": calls[0].id, "content": '{"temp": 18}'},
             {"role": "tool", "tool_call_id": calls[1].id, "content": "21 degrees"},
@@ -417,7 +419,7 @@ def test_provider_errors(
     upstream.set_default(reply)  # whatever retries the router makes get the same answer
     with pytest.raises(openai.APIStatusError) as caught:
         answer = client.chat.completions.create(model="flash", messages=HELLO, stream=stream)
-        list(answer)  # type: ignore[arg-type]
+        list(answer)  # type: ignore[arg-type]  # a union of answer and stream: iterate either
     error = caught.value
     assert error.status_code == status
     body = error.body

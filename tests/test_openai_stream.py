@@ -81,6 +81,7 @@ async def stream_of(
     blocks: list[bytes], into: list[StreamChunk] | None = None
 ) -> list[StreamChunk]:
     provider = OpenAIProvider("vendor", OpenAIConfig(base_url="http://upstream.invalid/v1"))
+    # scripted network reads in place of the pooled client: exact block boundaries
     provider._http = _ScriptedHTTP(blocks)  # type: ignore[assignment]
     chunks = [] if into is None else into
     async for chunk in provider.stream(call_for(stream=True)):
