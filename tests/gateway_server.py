@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import uvicorn
 
@@ -61,6 +62,10 @@ class GatewayServer:
         self._thread.join(timeout=10)
         self._sock.close()
 
+    def sdk(self, api_key: str = "sk-client-key") -> openai.OpenAI:
+        """The official client pointed at this gateway, failing fast: no SDK retries."""
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, max_retries=0, timeout=10)
+
     def post(self, body: bytes | dict[str, Any], **kwargs: Any) -> httpx.Response:
         """A raw POST to /v1/chat/completions, for what the SDK would refuse to send."""
         if isinstance(body, dict):
@@ -72,6 +77,14 @@ class GatewayServer:
             timeout=10,
             **kwargs,
         )
+
+
+def metadata_of(answer: Any) -> dict[str, Any]:
+    """The `routing_metadata` an SDK answer or chunk carries (the SDK keeps it as an extra)."""
+    extra = answer.model_extra or {}
+    assert "routing_metadata" in extra, f"no routing_metadata on {answer!r}"
+    metadata: dict[str, Any] = extra["routing_metadata"]
+    return metadata
 
 
 def upstream_config(upstream_url: str, **provider: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import openai
 import pydantic
 import pytest
 
-from tests.gateway_server import GatewayServer
+from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import JSONReply, MockUpstream, RawReply, SSEReply
 
 FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
@@ -95,9 +95,7 @@ def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer, upstream: MockUpstream) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="sk-client-key", max_retries=0, timeout=10
-    ) as sdk:
+    with gateway.sdk("sk-client-key") as sdk:
         yield sdk
 
 
@@ -118,11 +116,6 @@ def assert_sent(upstream: MockUpstream, body: dict[str, Any], *, stream: bool = 
 
 # what the HTTP client adds on its own
 _TRANSPORT_HEADERS = {"host", "content-length", "user-agent", "accept-encoding"}
-
-
-def metadata_of(obj: Any) -> dict[str, Any]:
-    metadata: dict[str, Any] = (obj.model_extra or {})["routing_metadata"]
-    return metadata
 
 
 # --------------------------------------------------------------------------- answers

@@ -101,9 +101,7 @@ def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="sk-client", max_retries=0, timeout=10
-    ) as sdk:
+    with gateway.sdk("sk-client") as sdk:
         yield sdk
 
 

@@ -21,7 +21,7 @@ import pydantic
 import pytest
 
 from tests.bedrock_helpers import exception_frame, expected_authorization, frames, load
-from tests.gateway_server import GatewayServer
+from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import JSONReply, MockUpstream, RawReply
 
 REGION = "us-west-2"
@@ -105,9 +105,7 @@ def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer, upstream: MockUpstream) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="sk-client-key", max_retries=0, timeout=10
-    ) as sdk:
+    with gateway.sdk("sk-client-key") as sdk:
         yield sdk
 
 
@@ -160,11 +158,6 @@ def assert_sent(
         token=SESSION_TOKEN,
         region=REGION,
     )
-
-
-def metadata_of(obj: Any) -> dict[str, Any]:
-    metadata: dict[str, Any] = (obj.model_extra or {})["routing_metadata"]
-    return metadata
 
 
 # --------------------------------------------------------------------------- answers

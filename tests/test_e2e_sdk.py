@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.chat import ChatCompletionChunk
 
-from tests.gateway_server import GatewayServer, upstream_config
+from tests.gateway_server import GatewayServer, metadata_of, upstream_config
 from tests.mock_upstream import (
     DEFAULT_PIECES,
     DEFAULT_TEXT,
@@ -73,9 +73,7 @@ def gateway(shared_upstream: MockUpstream) -> Iterator[GatewayServer]:
 
 @pytest.fixture
 def client(gateway: GatewayServer) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(
-        base_url=f"{gateway.url}/v1", api_key="sk-client-key", max_retries=0, timeout=10
-    ) as sdk:
+    with gateway.sdk("sk-client-key") as sdk:
         yield sdk
 
 
@@ -86,13 +84,6 @@ def async_client(gateway: GatewayServer) -> openai.AsyncOpenAI:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def metadata_of(obj: ChatCompletion | ChatCompletionChunk) -> dict[str, Any]:
-    extra = obj.model_extra or {}
-    assert "routing_metadata" in extra, f"no routing_metadata on {obj!r}"
-    metadata: dict[str, Any] = extra["routing_metadata"]
-    return metadata
 
 
 def assert_cost(cost: dict[str, Any], prompt_tokens: int, completion_tokens: int) -> None:
