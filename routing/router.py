@@ -87,17 +87,19 @@ class Router:
         refusals: list[str] = []
         for model in resolved:
             for deployment in model.deployments:
-                where = f"{deployment.provider}/{model.canonical}"
                 missing = missing_capability(request, deployment.capabilities)
                 if missing is None:
                     missing = _limit_exceeded(request, deployment)
                 if missing is not None:
-                    refusals.append(f"{where} lacks {missing}")
+                    refusals.append(f"{deployment.provider}/{model.canonical} lacks {missing}")
                     continue
                 provider = self._providers[deployment.provider]
                 dropped = provider.unsupported_params(request, deployment.capabilities)
                 if dropped and require_all:
-                    refusals.append(f"{where} cannot honour {', '.join(dropped)}")
+                    refusals.append(
+                        f"{deployment.provider}/{model.canonical} cannot honour "
+                        + ", ".join(dropped)
+                    )
                     continue
                 return Selection(
                     canonical=model.canonical,
