@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck bench env clean
+.PHONY: run loadgen test lint typecheck bench env clean
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -22,6 +22,9 @@ env: $(VENV)/.synced
 
 run: env  ## serve the embedded demo config on http://127.0.0.1:8080
 	$(VENV)/bin/switchboard serve $(if $(CONFIG),--config $(CONFIG)) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
+
+loadgen: env  ## demo traffic against `make run`, with a live view of where it is routed
+	$(VENV)/bin/switchboard loadgen --url http://$(or $(HOST),127.0.0.1):$(or $(PORT),8080) $(ARGS)
 
 test: env  ## everything CI runs: lint, types, then the test suite
 	$(VENV)/bin/ruff check .

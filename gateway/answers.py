@@ -55,7 +55,7 @@ def _closing_chunk(stream: RoutedStream) -> bytes:
     chunk = ChatChunk(
         id=first.id or f"chatcmpl-{stream.request_id}",
         created=first.created or int(time.time()),
-        model=first.model or stream.choice.deployment.model,
+        model=first.model or stream.candidate.deployment.model,
         choices=[],
         usage=stream.usage,
     )

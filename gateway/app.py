@@ -23,6 +23,7 @@ def create_app(config: Config) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services(config)
+        await services.start()
         app.state.services = services
         try:
             yield

@@ -1,4 +1,4 @@
-"""`switchboard serve` and `switchboard check-config`."""
+"""`switchboard serve`, `switchboard check-config` and `switchboard loadgen`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from gateway.config import EMBEDDED_CONFIG, Config, ConfigError, load_config
+from gateway.loadgen.options import add_arguments as add_loadgen_arguments
 from gateway.services import Services
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
@@ -95,6 +96,12 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadgen(args: argparse.Namespace) -> int:
+    from gateway.loadgen.command import run  # rich and the client load only for this command
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file without serving")
     check.add_argument("file")
     check.set_defaults(run=_check_config)
+
+    loadgen = commands.add_parser(
+        "loadgen", help="send demo traffic to a gateway and watch where it is routed"
+    )
+    add_loadgen_arguments(loadgen)
+    loadgen.set_defaults(run=_loadgen)
 
     args = parser.parse_args(argv)
     code: int = args.run(args)

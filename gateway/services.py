@@ -14,6 +14,8 @@ from routing.deployments import DeploymentError, resolve_deployments
 from routing.model_catalogue import ModelCatalogue, load_catalogue
 from routing.resolution import ModelResolver
 from routing.router import Router
+from routing.stats import deployment_id
+from routing.store.factory import open_store
 
 
 def catalogue_family(config: ProviderConfig) -> str:
@@ -41,7 +43,11 @@ class Services:
             raise ConfigError(str(exc)) from None
         self.models = ModelResolver(deployments)
         self.descriptions = {name: model.description for name, model in config.models.items()}
-        self.router = Router(self.providers, self.models, config.routing)
+        self.store = open_store(config.store, config.routing.metrics)
+        self.store.track(
+            deployment_id(d.provider, d.model) for ds in deployments.values() for d in ds
+        )
+        self.router = Router(self.providers, self.models, config.routing, self.store)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
@@ -55,5 +61,11 @@ class Services:
                 f"The key '{caller.name}' may not use the model '{name}'.", param="model"
             )
 
+    async def start(self) -> None:
+        """Background work: the store's flush and refresh loop (never fails on the store
+        being down: the gateway then serves degraded)."""
+        await self.store.start()
+
     async def aclose(self) -> None:
+        await self.store.aclose()
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

@@ -11,6 +11,8 @@ from providers.capabilities import CapabilityOverrides
 
 Price = Annotated[float, Meta(ge=0)]  # USD per million tokens
 Strategy = Literal["cost", "latency", "throughput", "balanced"]
+Seconds = Annotated[float, Meta(gt=0)]
+Share = Annotated[float, Meta(ge=0, le=1)]
 
 
 class DeploymentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -29,6 +31,56 @@ class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
 
 
+class RetryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Retries of the same deployment on a transient failure, before falling back."""
+
+    attempts: Annotated[int, Meta(ge=1, le=10)] = 2  # tries per deployment, the first included
+    backoff_initial: Seconds = 0.1  # exponential backoff with jitter between tries
+    backoff_max: Seconds = 2.0
+    retry_after_cap: Annotated[float, Meta(ge=0)] = 5.0  # a longer Retry-After falls back at once
+
+
+class BalancedWeights(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The `balanced` blend: each candidate's cost and latency are normalized to 0..1
+    across the candidates (cheapest/fastest 0), its error rate is taken as is."""
+
+    cost: Annotated[float, Meta(ge=0)] = 0.4
+    latency: Annotated[float, Meta(ge=0)] = 0.4
+    errors: Annotated[float, Meta(ge=0)] = 0.2
+
+
+class ExplorationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A deployment with too few or too old samples is tried first on `share` of requests."""
+
+    share: Share = 0.05
+    min_samples: Annotated[int, Meta(ge=0)] = 3  # fewer requests in the window: no data
+    stale_after: Seconds = 30.0  # no request for this long: stale data
+    seed: int | None = None  # fixes the draws, for tests and demos
+
+
+class CircuitConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    consecutive_failures: Annotated[int, Meta(ge=1)] = 5
+    error_rate: Share = 0.5  # over the window, once it holds `min_requests`
+    min_requests: Annotated[int, Meta(ge=1)] = 20
+    cooldown: Seconds = 30.0  # open this long, then one half-open probe
+    auth_cooldown: Seconds = 300.0  # after the provider refused our key
+    rate_limit_cooldown: Seconds = 5.0  # after a 429 that gave no Retry-After
+
+
+class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    window: Seconds = 60.0  # request and error counts cover this sliding window
+    bucket: Seconds = 10.0  # the window's granularity
+    refresh: Annotated[float, Meta(gt=0, le=1)] = 0.5  # snapshot read from the store
+    flush: Annotated[float, Meta(gt=0, le=1)] = 0.2  # outcomes written to the store
+    ewma_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.2  # weight of the newest sample
+
+
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     strategy: Strategy = "balanced"
-    deadline: Annotated[float, Meta(gt=0)] = 300.0  # seconds, retries and fallbacks included
+    deadline: Seconds = 300.0  # seconds, retries and fallbacks included
+    attempt_timeout: Seconds | None = None  # per try; else the provider's own timeouts
+    retries: RetryConfig = msgspec.field(default_factory=RetryConfig)
+    balanced: BalancedWeights = msgspec.field(default_factory=BalancedWeights)
+    exploration: ExplorationConfig = msgspec.field(default_factory=ExplorationConfig)
+    circuit: CircuitConfig = msgspec.field(default_factory=CircuitConfig)
+    metrics: MetricsConfig = msgspec.field(default_factory=MetricsConfig)

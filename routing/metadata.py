@@ -16,8 +16,9 @@ class Attempt(msgspec.Struct, kw_only=True):
     """A failed try on the way to the answer."""
 
     provider: str
-    status: int | None
-    error: str
+    model: str  # the canonical model it was tried for (models[] can name several)
+    status: int | None  # the upstream's HTTP status, when it answered one
+    error: str  # the error code
     latency_ms: float
 
 

@@ -1,44 +1,31 @@
-"""From a request to an answer: pick a deployment, call it, account for it.
+"""From a request to an answer: plan the candidates, dispatch, account for it.
 
-This first version serves a model with its first deployment; the scoring engine plugs
-in at `plan()`. Everything after the choice (timing, cost, metadata) is complete.
+`plan()` reads only the store's in-memory snapshot; what a request teaches (latency,
+tokens, failures) goes back through `store.record()`, a local append. No store I/O is on
+a request's path.
 """
 
 from __future__ import annotations
 
-import asyncio
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 
 import msgspec
 
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
-from providers.capabilities import missing_capability
 from providers.chat_types import ChatRequest, Usage
 from providers.errors import ProviderError, UpstreamTimeout
-from routing.config import RoutingConfig, Strategy
+from routing.config import RoutingConfig
 from routing.cost import cost_of
-from routing.deployments import Deployment
-from routing.errors import NoCandidate
-from routing.metadata import RoutingMetadata
+from routing.dispatch import Dispatcher, Served
+from routing.health import HealthBoard
+from routing.metadata import Attempt, RoutingMetadata
 from routing.options import RouteOptions
-from routing.resolution import ModelResolver, ResolvedModel
+from routing.plan import Candidate, Plan, Planner
+from routing.resolution import ModelResolver
+from routing.store.base import MetricsStore
 from routing.usage_estimate import completion_tokens_in, estimated_usage
-
-_SORT_STRATEGY: dict[str, Strategy] = {
-    "price": "cost",
-    "latency": "latency",
-    "throughput": "throughput",
-}
-
-
-class Selection(msgspec.Struct, kw_only=True):
-    """The deployment chosen to serve a request, and under which strategy."""
-
-    canonical: str
-    deployment: Deployment
-    strategy: Strategy
-    dropped_params: tuple[str, ...] = ()  # what the deployment will not honour
 
 
 class CompletedCall(msgspec.Struct, kw_only=True):
@@ -47,19 +34,17 @@ class CompletedCall(msgspec.Struct, kw_only=True):
     dropped_params: tuple[str, ...] = ()
 
 
-def _limit_exceeded(request: ChatRequest, deployment: Deployment) -> str | None:
-    """The token limit of the deployment's model the request would not fit, if any."""
-    capabilities, wanted = deployment.capabilities, request.output_limit or 0
-    if capabilities.max_output_tokens is not None and wanted > capabilities.max_output_tokens:
-        return f"max output tokens ({capabilities.max_output_tokens})"
-    window = capabilities.context_window
-    if window is not None and request.estimated_prompt_tokens() + wanted > window:
-        return f"context window ({window})"
-    return None
-
-
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
+
+
+def _call(candidate: Candidate, request: ChatRequest, request_id: str) -> ProviderCall:
+    return ProviderCall(
+        request=request,
+        model=candidate.deployment.model,
+        request_id=request_id,
+        drop_params=candidate.dropped_params,
+    )
 
 
 class Router:
@@ -68,64 +53,35 @@ class Router:
         providers: Mapping[str, Provider],
         models: ModelResolver,
         config: RoutingConfig,
+        store: MetricsStore | None = None,
+        *,
         clock: Callable[[], float] = time.perf_counter,
+        draw: random.Random | None = None,
     ) -> None:
         self._providers = providers
-        self._models = models
         self._config = config
+        self.store = store or MetricsStore(config.metrics)
         self.clock = clock
-
-    def plan(self, request: ChatRequest, options: RouteOptions) -> Selection:
-        """The first deployment, in the order of `models`, that can serve the request.
-
-        A deployment lacking what the request cannot do without (tools, vision, a JSON
-        schema, room in its context window or output limit) is skipped; so is one that would drop a
-        parameter when the client sent `provider.require_parameters: true`."""
-        require_all = options.provider is not None and options.provider.require_parameters
-        # every name is resolved first: an unknown model is a 404 even if an earlier one serves
-        resolved = [self._models.resolve(name) for name in options.models]
-        refusals: list[str] = []
-        for model in resolved:
-            for deployment in model.deployments:
-                missing = missing_capability(request, deployment.capabilities)
-                if missing is None:
-                    missing = _limit_exceeded(request, deployment)
-                if missing is not None:
-                    refusals.append(f"{deployment.provider}/{model.canonical} lacks {missing}")
-                    continue
-                provider = self._providers[deployment.provider]
-                dropped = provider.unsupported_params(request, deployment.capabilities)
-                if dropped and require_all:
-                    refusals.append(
-                        f"{deployment.provider}/{model.canonical} cannot honour "
-                        + ", ".join(dropped)
-                    )
-                    continue
-                return Selection(
-                    canonical=model.canonical,
-                    deployment=deployment,
-                    strategy=self._strategy(options, model),
-                    dropped_params=tuple(dropped),
-                )
-        raise NoCandidate(
-            "No deployment can serve this request: " + "; ".join(refusals) + ".",
-            param="model",
+        # a decision is in the snapshot once the flush that wrote it has been read back
+        settle = 2 * config.metrics.flush + config.metrics.refresh
+        self.health = HealthBoard(config.circuit, self.store.clock, settle)
+        self._planner = Planner(
+            providers, models, config, draw or random.Random(config.exploration.seed)
         )
+        self._dispatcher = Dispatcher(self.store, self.health, config, clock)
 
-    def _strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
-        if options.routing.strategy is not None:
-            return options.routing.strategy
-        if options.provider is not None and options.provider.sort is not None:
-            return _SORT_STRATEGY[options.provider.sort]
-        return model.strategy or self._config.strategy
+    def plan(self, request: ChatRequest, options: RouteOptions) -> Plan:
+        return self._planner.plan(request, options, self.store.snapshot(), self.store.clock())
 
     def metadata_for(
         self,
-        choice: Selection,
+        candidate: Candidate,
+        strategy: str,
         request_id: str,
         usage: Usage,
         latency: float,
         ttft: float | None,
+        attempts: list[Attempt],
         *,
         estimated: bool = False,
     ) -> RoutingMetadata:
@@ -135,81 +91,82 @@ class Router:
             if usage.completion_tokens and generation > 0
             else None
         )
+        deployment = candidate.deployment
         return RoutingMetadata(
-            provider=choice.deployment.provider,
-            provider_model_id=choice.deployment.model,
-            model_canonical=choice.canonical,
-            routing_strategy=choice.strategy,
-            cost=cost_of(usage, choice.deployment.prices, estimated=estimated),
+            provider=deployment.provider,
+            provider_model_id=deployment.model,
+            model_canonical=candidate.canonical,
+            routing_strategy=strategy,
+            cost=cost_of(usage, deployment.prices, estimated=estimated),
             latency_ms=_ms(latency),
             ttft_ms=_ms(ttft) if ttft is not None else None,
             throughput_tps=throughput,
-            attempts=[],
+            attempts=attempts,
             request_id=request_id,
         )
 
     async def complete(
         self, request: ChatRequest, options: RouteOptions, request_id: str
     ) -> CompletedCall:
-        choice = self.plan(request, options)
-        provider = self._providers[choice.deployment.provider]
-        call = ProviderCall(
-            request=request,
-            model=choice.deployment.model,
-            request_id=request_id,
-            drop_params=choice.dropped_params,
-        )
-        started = self.clock()
-        try:
-            async with asyncio.timeout(self._config.deadline):
-                response = await provider.complete(call)
-        except TimeoutError as exc:
-            raise UpstreamTimeout(
-                f"no answer within the {self._config.deadline:g} s deadline",
-                provider=provider.name,
-            ) from exc
-        latency = self.clock() - started
+        plan = self.plan(request, options)
+        attempts: list[Attempt] = []
+
+        async def call(candidate: Candidate) -> ProviderResponse:
+            provider = self._providers[candidate.deployment.provider]
+            return await provider.complete(_call(candidate, request, request_id))
+
+        deadline = self.clock() + self._config.deadline
+        served = await self._dispatcher.run(plan, call, deadline, attempts)
+        latency = self.clock() - served.started
+        response = served.result
         usage, estimated = response.usage, False
         if usage is None:
             produced = completion_tokens_in(response.body)
             usage, estimated = estimated_usage(request, completion_tokens=produced), True
-        metadata = self.metadata_for(choice, request_id, usage, latency, None, estimated=estimated)
+        self._dispatcher.succeeded(served.candidate, served.probe, latency, usage.completion_tokens)
+        metadata = self.metadata_for(
+            served.candidate,
+            plan.strategy,
+            request_id,
+            usage,
+            latency,
+            None,
+            attempts,
+            estimated=estimated,
+        )
         return CompletedCall(
-            response=response, metadata=metadata, dropped_params=choice.dropped_params
+            response=response,
+            metadata=metadata,
+            dropped_params=served.candidate.dropped_params,
         )
 
     async def stream(
         self, request: ChatRequest, options: RouteOptions, request_id: str
     ) -> RoutedStream:
         """Open the stream and wait for its first chunk, so that a failure up to then is
-        still an ordinary error response (and, later, a fallback), not a broken stream."""
-        choice = self.plan(request, options)
-        provider = self._providers[choice.deployment.provider]
-        call = ProviderCall(
-            request=request,
-            model=choice.deployment.model,
-            request_id=request_id,
-            drop_params=choice.dropped_params,
-        )
-        started = self.clock()
-        chunks = provider.stream(call)
-        try:
-            async with asyncio.timeout(self._config.deadline):
+        still retried or falls back, and at worst is an ordinary error response."""
+        plan = self.plan(request, options)
+        attempts: list[Attempt] = []
+
+        async def call(
+            candidate: Candidate,
+        ) -> tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]:
+            provider = self._providers[candidate.deployment.provider]
+            chunks = provider.stream(_call(candidate, request, request_id))
+            try:
                 first = await anext(chunks)
-        except TimeoutError as exc:
-            await chunks.aclose()
-            raise UpstreamTimeout(
-                f"no first chunk within the {self._config.deadline:g} s deadline",
-                provider=provider.name,
-            ) from exc
-        except StopAsyncIteration as exc:
-            raise ProviderError(
-                f"{provider.name} sent an empty stream", provider=provider.name
-            ) from exc
-        except BaseException:
-            await chunks.aclose()
-            raise
-        return RoutedStream(self, choice, request, request_id, started, first, chunks)
+            except StopAsyncIteration as exc:
+                raise ProviderError(
+                    f"{provider.name} sent an empty stream", provider=provider.name
+                ) from exc
+            except BaseException:
+                await chunks.aclose()
+                raise
+            return first, chunks
+
+        deadline = self.clock() + self._config.deadline
+        served = await self._dispatcher.run(plan, call, deadline, attempts, keep_in_flight=True)
+        return RoutedStream(self, self._dispatcher, served, plan, request, request_id, attempts)
 
     @property
     def deadline(self) -> float:
@@ -222,23 +179,27 @@ class RoutedStream:
     def __init__(
         self,
         router: Router,
-        choice: Selection,
+        dispatcher: Dispatcher,
+        served: Served[tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]],
+        plan: Plan,
         request: ChatRequest,
         request_id: str,
-        started: float,
-        first: StreamChunk,
-        rest: AsyncGenerator[StreamChunk, None],
+        attempts: list[Attempt],
     ) -> None:
-        self.choice = choice
+        self.candidate = served.candidate
+        self._served = served
         self._router = router
+        self._dispatcher = dispatcher
+        self._strategy = plan.strategy
         self._request = request
         self.request_id = request_id
-        self._started = started
-        self._first = first
-        self._rest = rest
+        self._attempts = attempts
+        self._started = served.started
+        self._first, self._rest = served.result
         self._usage: Usage | None = None
         self._ttft: float | None = None
         self._output_chunks = 0
+        self._ended = False
 
     def _observe(self, chunk: StreamChunk) -> None:
         if chunk.usage is not None:
@@ -251,17 +212,33 @@ class RoutedStream:
     async def chunks(self) -> AsyncIterator[StreamChunk]:
         """The deadline is checked between chunks: a stalled upstream is cut by the read
         timeout, one that keeps trickling past the deadline at its next chunk."""
+        provider = self.candidate.deployment.provider
         deadline = self._started + self._router.deadline
         self._observe(self._first)
         yield self._first
-        async for chunk in self._rest:
-            if self._router.clock() > deadline:
-                raise UpstreamTimeout(
-                    f"the stream ran past the {self._router.deadline:g} s deadline",
-                    provider=self.choice.deployment.provider,
-                )
-            self._observe(chunk)
-            yield chunk
+        try:
+            async for chunk in self._rest:
+                if self._router.clock() > deadline:
+                    raise UpstreamTimeout(
+                        f"the stream ran past the {self._router.deadline:g} s deadline",
+                        provider=provider,
+                    )
+                self._observe(chunk)
+                yield chunk
+        except ProviderError as error:
+            self._end()
+            self._dispatcher.failed(self.candidate, error, self._started, self._served.probe)
+            raise
+        self._end()
+        latency = self._router.clock() - self._started
+        self._dispatcher.succeeded(
+            self.candidate, self._served.probe, latency, self.usage.completion_tokens, self._ttft
+        )
+
+    def _end(self) -> None:
+        if not self._ended:
+            self._ended = True
+            self._dispatcher.finished(self.candidate)
 
     @property
     def usage(self) -> Usage:
@@ -274,14 +251,20 @@ class RoutedStream:
     def usage_estimated(self) -> bool:
         return self._usage is None
 
+    @property
+    def dropped_params(self) -> tuple[str, ...]:
+        return self.candidate.dropped_params
+
     def metadata(self) -> RoutingMetadata:
         latency = self._router.clock() - self._started
         return self._router.metadata_for(
-            self.choice,
+            self.candidate,
+            self._strategy,
             self.request_id,
             self.usage,
             latency,
             self._ttft,
+            self._attempts,
             estimated=self.usage_estimated,
         )
 
@@ -290,4 +273,7 @@ class RoutedStream:
         return self._first
 
     async def aclose(self) -> None:
+        if not self._ended:  # the client left before the end
+            self._end()
+            self._dispatcher.abandoned(self.candidate)
         await self._rest.aclose()

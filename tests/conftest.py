@@ -1,4 +1,6 @@
-from tests.gateway_server import gateway_factory
+import pytest
+
+from tests.gateway_server import GatewayServer, gateway_factory
 from tests.mock_upstream import mock_upstream, mock_upstream_factory, shared_upstream, upstream
 
 __all__ = [
@@ -8,3 +10,13 @@ __all__ = [
     "shared_upstream",
     "upstream",
 ]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_routing(request: pytest.FixtureRequest) -> None:
+    """Modules share one gateway (`gateway` fixture) across tests: each test starts with
+    nothing learned, so one test's cooldown or open circuit never decides another's."""
+    if "gateway" in request.fixturenames:
+        gateway = request.getfixturevalue("gateway")
+        if isinstance(gateway, GatewayServer):
+            gateway.forget_routing()

@@ -19,6 +19,8 @@ import uvicorn
 
 from gateway.app import create_app
 from gateway.config import parse_config
+from routing.router import Router
+from routing.store.base import MetricsStore
 
 # a config whose provider points at a mock upstream; tests override parts of it
 BASE_CONFIG: dict[str, Any] = {"auth": "none", "store": "memory://"}
@@ -33,8 +35,9 @@ class GatewayServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        self.app = create_app(self.config)
         server_config = uvicorn.Config(
-            create_app(self.config),
+            self.app,
             loop="uvloop",
             http="httptools",
             lifespan="on",
@@ -61,6 +64,17 @@ class GatewayServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+
+    def forget_routing(self) -> None:
+        """A fresh router on a fresh memory store: what one test taught a gateway that
+        several tests share (a cooldown, an open circuit) must not decide the next test."""
+        services = self.app.state.services
+        services.router = Router(
+            services.providers,
+            services.models,
+            self.config.routing,
+            MetricsStore(self.config.routing.metrics),
+        )
 
     def sdk(self, api_key: str = "sk-client-key") -> openai.OpenAI:
         """The official client pointed at this gateway, failing fast: no SDK retries."""

@@ -27,13 +27,13 @@ async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
     if chat.stream:
         stream = await services.router.stream(chat, options, request_id)
         headers = {
-            "x-switchboard-provider": stream.choice.deployment.provider,
-            "x-switchboard-model": stream.choice.deployment.model,
+            "x-switchboard-provider": stream.candidate.deployment.provider,
+            "x-switchboard-model": stream.candidate.deployment.model,
             "cache-control": "no-cache",
             "x-accel-buffering": "no",  # nginx in front must not buffer the stream
         }
-        if stream.choice.dropped_params:
-            headers["x-switchboard-dropped-params"] = ",".join(stream.choice.dropped_params)
+        if stream.dropped_params:
+            headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
         return ASGIStreamingResponse(
             iterator=sse_events(stream), media_type="text/event-stream", headers=headers
         )

@@ -1,0 +1,88 @@
+"""Which deployments a request allows: the client's routing controls and what the
+request cannot do without. Each refusal says which constraint refused, so a request that
+nothing can serve gets an error naming why."""
+
+from __future__ import annotations
+
+import msgspec
+
+from providers.capabilities import missing_capability
+from providers.chat_types import ChatRequest
+from routing.deployments import Deployment
+from routing.options import MaxPrice, RouteOptions
+from routing.stats import DeploymentStats
+
+
+class Constraints(msgspec.Struct, frozen=True, kw_only=True):
+    """`routing: {..}` and OpenRouter's `provider: {..}` merged (`routing` wins)."""
+
+    order: tuple[str, ...] = ()
+    only: frozenset[str] | None = None
+    ignore: frozenset[str] = frozenset()
+    allow_fallbacks: bool = True
+    max_price: MaxPrice | None = None
+    max_latency_ms: float | None = None
+    require_parameters: bool = False
+
+    @classmethod
+    def of(cls, options: RouteOptions) -> Constraints:
+        routing, provider = options.routing, options.provider
+
+        def names(*lists: list[str] | None) -> list[str]:
+            return [name.lower() for given in lists if given for name in given]
+
+        only = names(routing.only, provider.only if provider else None)
+        return cls(
+            order=tuple(names(routing.order) or names(provider.order if provider else None)),
+            only=frozenset(only) if only else None,
+            ignore=frozenset(names(routing.ignore, provider.ignore if provider else None)),
+            allow_fallbacks=routing.allow_fallbacks
+            and (provider.allow_fallbacks if provider else True),
+            max_price=routing.max_price or (provider.max_price if provider else None),
+            max_latency_ms=routing.max_latency_ms,
+            require_parameters=provider.require_parameters if provider else False,
+        )
+
+
+def _limit_exceeded(request: ChatRequest, deployment: Deployment) -> str | None:
+    """The token limit of the deployment's model the request would not fit, if any."""
+    capabilities, wanted = deployment.capabilities, request.output_limit or 0
+    if capabilities.max_output_tokens is not None and wanted > capabilities.max_output_tokens:
+        return f"max output tokens ({capabilities.max_output_tokens})"
+    window = capabilities.context_window
+    if window is not None and request.estimated_prompt_tokens() + wanted > window:
+        return f"context window ({window})"
+    return None
+
+
+def refusal(
+    request: ChatRequest,
+    deployment: Deployment,
+    stats: DeploymentStats,
+    constraints: Constraints,
+) -> str | None:
+    """Why the request may not go to this deployment (None: it may)."""
+    provider = deployment.provider.lower()
+    if constraints.only is not None and provider not in constraints.only:
+        return "not in `only`"
+    if provider in constraints.ignore:
+        return "in `ignore`"
+    missing = missing_capability(request, deployment.capabilities) or _limit_exceeded(
+        request, deployment
+    )
+    if missing is not None:
+        return f"lacks {missing}"
+    ceiling = constraints.max_price
+    if ceiling is not None:
+        prices = deployment.prices
+        if ceiling.prompt is not None and prices.input_per_mtok > ceiling.prompt:
+            return f"input price {prices.input_per_mtok:g} over max_price.prompt {ceiling.prompt:g}"
+        if ceiling.completion is not None and prices.output_per_mtok > ceiling.completion:
+            return (
+                f"output price {prices.output_per_mtok:g} over max_price.completion "
+                f"{ceiling.completion:g}"
+            )
+    limit = constraints.max_latency_ms
+    if limit is not None and stats.latency_ms is not None and stats.latency_ms > limit:
+        return f"observed latency {stats.latency_ms:g} ms over max_latency_ms {limit:g}"
+    return None

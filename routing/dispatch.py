@@ -1,0 +1,333 @@
+"""Dispatch: try the plan's deployments in order within one deadline, retrying a
+transient failure on the same deployment (tenacity: exponential backoff with jitter, or
+the upstream's Retry-After when it is short), then falling back on the next; every try's
+outcome goes to the store and every failure to `attempts`.
+
+Upstream 400-class rejections of the request itself are returned at once: any other
+deployment would refuse it too. Our own key refused (401/403) opens that deployment's
+circuit and falls back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+    wait_exponential_jitter,
+)
+from tenacity.stop import stop_base
+
+from providers.errors import ProviderError, UpstreamRateLimited, UpstreamTimeout
+from routing.config import RetryConfig, RoutingConfig
+from routing.errors import RoutingFailed
+from routing.health import Availability, HealthBoard
+from routing.metadata import Attempt
+from routing.plan import Candidate, Plan
+from routing.stats import Outcome
+from routing.store.base import MetricsStore
+
+T = TypeVar("T")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+class Served(Generic[T]):
+    """The try that succeeded."""
+
+    def __init__(self, candidate: Candidate, result: T, started: float, probe: bool) -> None:
+        self.candidate = candidate
+        self.result = result
+        self.started = started  # monotonic clock
+        self.probe = probe  # it was the half-open circuit's probe
+
+
+class _Backoff:
+    """Exponential backoff with jitter, but never shorter than a Retry-After."""
+
+    def __init__(self, retries: RetryConfig) -> None:
+        self._exponential = wait_exponential_jitter(
+            multiplier=retries.backoff_initial,
+            max=retries.backoff_max,
+            jitter=retries.backoff_initial,
+        )
+
+    def __call__(self, state: RetryCallState) -> float:
+        wait = float(self._exponential(state))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, UpstreamRateLimited) and error.retry_after is not None:
+            wait = max(wait, error.retry_after)
+        return wait
+
+
+class _PastDeadline(stop_base):
+    """Stop when the wait before the next try would run into the deadline."""
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._clock = clock
+
+    def __call__(self, state: RetryCallState) -> bool:
+        return self._clock() + (state.upcoming_sleep or 0.0) >= self._deadline
+
+
+class _Tries:
+    """One deployment's tries: whether another may follow the last failure."""
+
+    def __init__(self, retries: RetryConfig) -> None:
+        self._cap = retries.retry_after_cap
+        self.opened = False  # the last failure opened the circuit
+
+    def may_retry(self, error: BaseException) -> bool:
+        if not isinstance(error, ProviderError) or not error.retryable or self.opened:
+            return False
+        if isinstance(error, UpstreamRateLimited):
+            return error.retry_after is not None and error.retry_after <= self._cap
+        return True
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: MetricsStore,
+        health: HealthBoard,
+        config: RoutingConfig,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._health = health
+        self._config = config
+        self._clock = clock
+
+    async def run(
+        self,
+        plan: Plan,
+        call: Callable[[Candidate], Awaitable[T]],
+        deadline: float,
+        attempts: list[Attempt],
+        *,
+        keep_in_flight: bool = False,
+    ) -> Served[T]:
+        """`call(candidate)` makes one try. `keep_in_flight`: the caller ends the
+        request later (a stream) and then calls `finished`/`stream_*`."""
+        skipped: list[Availability] = []
+        last_error: ProviderError | None = None
+        for candidate in plan.candidates:
+            if self._clock() >= deadline:
+                break
+            snapshot = self._store.snapshot()
+            availability = self._health.availability(
+                candidate.id, snapshot.of(candidate.id), snapshot.taken_at, self._store.clock()
+            )
+            if not availability.usable:
+                skipped.append(availability)
+                continue
+            probe = availability.state == "half_open"
+            try:
+                return await self._with_retries(
+                    candidate, call, deadline, attempts, probe, keep_in_flight
+                )
+            except ProviderError as error:
+                if not error.fallback:
+                    raise
+                last_error = error
+        raise self._failure(attempts, skipped, last_error, deadline)
+
+    async def _with_retries(
+        self,
+        candidate: Candidate,
+        call: Callable[[Candidate], Awaitable[T]],
+        deadline: float,
+        attempts: list[Attempt],
+        probe: bool,
+        keep_in_flight: bool,
+    ) -> Served[T]:
+        retries = self._config.retries
+        tries = _Tries(retries)
+
+        retrying = AsyncRetrying(
+            stop=stop_any(
+                stop_after_attempt(retries.attempts), _PastDeadline(deadline, self._clock)
+            ),
+            wait=_Backoff(retries),
+            retry=retry_if_exception(tries.may_retry),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(
+                    candidate, call, deadline, attempts, probe, keep_in_flight, tries
+                )
+        raise AssertionError("tenacity stops by raising")  # pragma: no cover
+
+    async def _once(
+        self,
+        candidate: Candidate,
+        call: Callable[[Candidate], Awaitable[T]],
+        deadline: float,
+        attempts: list[Attempt],
+        probe: bool,
+        keep_in_flight: bool,
+        tries: _Tries,
+    ) -> Served[T]:
+        timeout = deadline - self._clock()
+        if self._config.attempt_timeout is not None:
+            timeout = min(timeout, self._config.attempt_timeout)
+        if probe:
+            self._health.probe_started(candidate.id)
+        self._store.started(candidate.id)
+        started = self._clock()
+        served = False
+        try:
+            async with asyncio.timeout(max(timeout, 0.0)):
+                result = await call(candidate)
+            served = True
+            return Served(candidate, result, started, probe)
+        except TimeoutError as exc:
+            error = UpstreamTimeout(
+                f"{candidate.deployment.provider} gave no answer within {timeout:.3g} s",
+                provider=candidate.deployment.provider,
+            )
+            tries.opened = self.failed(candidate, error, started, probe, attempts)
+            raise error from exc
+        except ProviderError as error:
+            if error.fallback:
+                tries.opened = self.failed(candidate, error, started, probe, attempts)
+            else:  # the request's own fault: the deployment answered, it is alive
+                self._health.succeeded(candidate.id, was_open=False)
+            raise
+        finally:
+            if not served or not keep_in_flight:
+                self._store.finished(candidate.id)
+
+    # --- outcomes ------------------------------------------------------------------
+
+    def failed(
+        self,
+        candidate: Candidate,
+        error: ProviderError,
+        started: float,
+        probe: bool,
+        attempts: list[Attempt] | None = None,
+    ) -> bool:
+        """Record a failed try; True if it opened the circuit."""
+        latency = self._clock() - started
+        stats = self._store.snapshot().of(candidate.id)
+        decision = self._health.failed(candidate.id, error, stats, was_open=probe)
+        self._store.record(
+            Outcome(
+                deployment=candidate.id,
+                at=self._store.clock(),
+                ok=False,
+                latency=latency,
+                error=error.code,
+                cooldown_until=decision.cooldown_until,
+                open_until=decision.open_until,
+            )
+        )
+        if attempts is not None:
+            attempts.append(
+                Attempt(
+                    provider=candidate.deployment.provider,
+                    model=candidate.canonical,
+                    status=error.upstream_status,
+                    error=error.code,
+                    latency_ms=_ms(latency),
+                )
+            )
+        return bool(decision.open_until)
+
+    def succeeded(
+        self,
+        candidate: Candidate,
+        probe: bool,
+        latency: float,
+        completion_tokens: int | None,
+        ttft: float | None = None,
+    ) -> None:
+        decision = self._health.succeeded(candidate.id, was_open=probe)
+        self._store.record(
+            Outcome(
+                deployment=candidate.id,
+                at=self._store.clock(),
+                ok=True,
+                latency=latency,
+                ttft=ttft,
+                completion_tokens=completion_tokens,
+                generation=latency - ttft if ttft is not None else None,
+                open_until=decision.open_until,
+            )
+        )
+
+    def finished(self, candidate: Candidate) -> None:
+        self._store.finished(candidate.id)
+
+    def abandoned(self, candidate: Candidate) -> None:
+        """The client went away mid-stream: nothing learned of the deployment."""
+        self._health.succeeded(candidate.id, was_open=False)
+
+    def _failure(
+        self,
+        attempts: list[Attempt],
+        skipped: list[Availability],
+        last_error: ProviderError | None,
+        deadline: float,
+    ) -> RoutingFailed:
+        listed = "; ".join(
+            f"{a.provider}/{a.model} {a.status or '-'} {a.error} ({a.latency_ms:g} ms)"
+            for a in attempts
+        )
+        now = self._clock()
+        if now >= deadline:
+            return RoutingFailed(
+                f"No answer within the {self._config.deadline:g} s deadline. Attempts: "
+                + (listed or "none"),
+                attempts,
+                status=504,
+                code="upstream_timeout",
+            )
+        wall = self._store.clock()
+        waits = [a.retry_at - wall for a in skipped]
+        if not attempts:
+            retry_after = max(min(waits), 0.0) if waits else None
+            if skipped and all(a.reason == "rate limited" for a in skipped):
+                return RoutingFailed(
+                    "Every deployment for this request is rate limited; retry later.",
+                    attempts,
+                    status=429,
+                    code="upstream_rate_limited",
+                    error_type="rate_limit_error",
+                    retry_after=retry_after,
+                )
+            reasons = ", ".join(sorted({a.reason for a in skipped}))
+            return RoutingFailed(
+                f"No healthy deployment for this request ({reasons}); retry later.",
+                attempts,
+                code="no_healthy_deployment",
+                retry_after=retry_after,
+            )
+        if last_error is not None and all(a.error == last_error.code for a in attempts):
+            # one kind of failure throughout: the client sees that failure, attempts listed
+            retry_after = last_error.retry_after
+            if isinstance(last_error, UpstreamRateLimited):
+                retry_after = min([*(w for w in waits if w > 0), retry_after or 1.0])
+            message = last_error.message
+            if len(attempts) > 1:
+                message += f" (every attempt failed: {listed})"
+            return RoutingFailed(
+                message,
+                attempts,
+                status=last_error.status,
+                code=last_error.code,
+                error_type=last_error.type,
+                retry_after=retry_after,
+            )
+        return RoutingFailed(f"Every deployment failed. Attempts: {listed}", attempts)

@@ -1,0 +1,173 @@
+"""The plan for one request: every deployment that may serve it, best first.
+
+Models in the order the client listed them (`models[]`), and within each model its
+deployments filtered by the request's constraints, ordered by the strategy's score on the
+current snapshot, then by the client's `order`, with an occasional exploration first.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+
+import msgspec
+
+from providers.base import Provider
+from providers.chat_types import ChatRequest
+from routing.config import RoutingConfig, Strategy
+from routing.constraints import Constraints, refusal
+from routing.deployments import Deployment, Prices
+from routing.errors import NoCandidate
+from routing.exploration import pick_exploration
+from routing.options import RouteOptions
+from routing.resolution import ModelResolver, ResolvedModel
+from routing.scoring import RequestShape, Scored, ranked
+from routing.stats import DeploymentStats, Snapshot, deployment_id, price_key
+
+_SORT_STRATEGY: dict[str, Strategy] = {
+    "price": "cost",
+    "latency": "latency",
+    "throughput": "throughput",
+}
+
+
+class Candidate(msgspec.Struct, frozen=True, kw_only=True):
+    canonical: str  # the model the client asked for, resolved
+    deployment: Deployment  # with the live price, if one is set in the store
+    id: str  # deployment_id(): where its statistics live
+    stats: DeploymentStats
+    dropped_params: tuple[str, ...] = ()  # what this deployment will not honour
+
+
+class Plan(msgspec.Struct, frozen=True, kw_only=True):
+    strategy: Strategy
+    candidates: list[Candidate]  # in the order to try
+    explored: bool = False  # the first candidate was put there to explore
+
+
+def _live_prices(canonical: str, deployment: Deployment, snapshot: Snapshot) -> Deployment:
+    if not snapshot.prices:
+        return deployment
+    override = snapshot.prices.get(price_key(canonical, deployment.provider))
+    if override is None:
+        return deployment
+    prices = Prices(
+        input_per_mtok=override.input_per_mtok,
+        output_per_mtok=override.output_per_mtok,
+        cached_input_per_mtok=(
+            override.input_per_mtok
+            if override.cached_input_per_mtok is None
+            else override.cached_input_per_mtok
+        ),
+    )
+    return msgspec.structs.replace(deployment, prices=prices)
+
+
+def _scored(candidate: Candidate) -> Scored:
+    return Scored(prices=candidate.deployment.prices, stats=candidate.stats)
+
+
+class Planner:
+    def __init__(
+        self,
+        providers: Mapping[str, Provider],
+        models: ModelResolver,
+        config: RoutingConfig,
+        draw: random.Random,
+    ) -> None:
+        self._providers = providers
+        self._models = models
+        self._config = config
+        self._draw = draw
+
+    def strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
+        if options.routing.strategy is not None:
+            return options.routing.strategy
+        if options.provider is not None and options.provider.sort is not None:
+            return _SORT_STRATEGY[options.provider.sort]
+        return model.strategy or self._config.strategy
+
+    def plan(
+        self, request: ChatRequest, options: RouteOptions, snapshot: Snapshot, now: float
+    ) -> Plan:
+        # every name is resolved first: an unknown model is a 404 even if an earlier one serves
+        resolved = [self._models.resolve(name) for name in options.models]
+        constraints = Constraints.of(options)
+        shape = RequestShape(
+            prompt_tokens=request.estimated_prompt_tokens(),
+            completion_limit=request.output_limit,
+        )
+        strategy = self.strategy(options, resolved[0])
+        refusals: list[str] = []
+        plan: list[Candidate] = []
+        explored = False
+        for position, model in enumerate(resolved):
+            allowed = self._allowed(request, model, snapshot, constraints, refusals)
+            if not allowed:
+                continue
+            best_first = ranked(allowed, _scored, strategy, shape, self._config.balanced)
+            if constraints.order:
+                best_first = _in_client_order(best_first, constraints.order)
+            elif position == 0:
+                pick = pick_exploration(
+                    [c.stats for c in best_first], self._config.exploration, self._draw, now
+                )
+                if pick is not None:
+                    best_first.insert(0, best_first.pop(pick))
+                    explored = True
+            if not constraints.allow_fallbacks:
+                best_first = _without_fallbacks(best_first, constraints.order)
+            plan.extend(best_first)
+        if not plan:
+            raise NoCandidate(
+                "No deployment can serve this request: " + "; ".join(refusals) + ".",
+                param="model",
+            )
+        return Plan(strategy=strategy, candidates=plan, explored=explored)
+
+    def _allowed(
+        self,
+        request: ChatRequest,
+        model: ResolvedModel,
+        snapshot: Snapshot,
+        constraints: Constraints,
+        refusals: list[str],
+    ) -> list[Candidate]:
+        allowed = []
+        for configured in model.deployments:
+            deployment = _live_prices(model.canonical, configured, snapshot)
+            key = deployment_id(deployment.provider, deployment.model)
+            stats = snapshot.of(key)
+            why = refusal(request, deployment, stats, constraints)
+            dropped: list[str] = []
+            if why is None:
+                provider = self._providers[deployment.provider]
+                dropped = provider.unsupported_params(request, deployment.capabilities)
+                if dropped and constraints.require_parameters:
+                    why = "cannot honour " + ", ".join(dropped)
+            if why is not None:
+                refusals.append(f"{deployment.provider}/{model.canonical} {why}")
+                continue
+            allowed.append(
+                Candidate(
+                    canonical=model.canonical,
+                    deployment=deployment,
+                    id=key,
+                    stats=stats,
+                    dropped_params=tuple(dropped),
+                )
+            )
+        return allowed
+
+
+def _in_client_order(candidates: list[Candidate], order: tuple[str, ...]) -> list[Candidate]:
+    """The providers the client named first, in its order; the rest after, by score."""
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(candidates, key=lambda c: rank.get(c.deployment.provider.lower(), len(rank)))
+
+
+def _without_fallbacks(candidates: list[Candidate], order: tuple[str, ...]) -> list[Candidate]:
+    """`allow_fallbacks: false`: only the providers in `order`, or else only the best."""
+    if order:
+        return [c for c in candidates if c.deployment.provider.lower() in order]
+    return candidates[:1]

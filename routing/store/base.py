@@ -1,0 +1,191 @@
+"""The metrics store: outcomes in, snapshots out, never on a request's path.
+
+`record()` only appends to a local buffer. A background task folds the buffer into the
+local statistics every `metrics.flush` seconds, writes it to the shared backend (if
+any), and every `metrics.refresh` seconds reads a fresh `Snapshot` back. Routing reads
+`snapshot()`, a plain attribute. A backend that fails leaves the store *degraded*:
+routing goes on with this replica's own statistics, and the loop keeps trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+
+import msgspec
+
+from routing.config import MetricsConfig
+from routing.stats import Outcome, PriceOverride, Snapshot, price_key
+from routing.store.fields import Accumulator, DeploymentDelta, apply, oldest_bucket, stats_from
+
+log = logging.getLogger("switchboard.store")
+
+
+class StoreStatus(msgspec.Struct, kw_only=True):
+    backend: str  # memory | redis
+    degraded: bool  # the shared backend is unreachable: local statistics only
+    detail: str | None = None  # why, when degraded
+    last_sync: float | None = None  # epoch seconds of the last good read from the backend
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class MetricsStore:
+    """The memory store, and the base of shared ones (which override `_push`/`_pull`)."""
+
+    backend = "memory"
+
+    def __init__(
+        self,
+        config: MetricsConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+        replica: str | None = None,
+    ) -> None:
+        self.config = config or MetricsConfig()
+        self.clock = clock
+        self.replica = replica or replica_name()
+        self._accumulator = Accumulator(self.config)
+        self._windows: dict[str, dict[str, float]] = {}
+        self._states: dict[str, dict[str, float]] = {}
+        self._in_flight: dict[str, int] = {}
+        self._tracked: set[str] = set()
+        self._prices: dict[str, PriceOverride] = {}
+        self._snapshot = Snapshot()
+        self._degraded: str | None = None
+        self._last_sync: float | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._last_pull = 0.0
+
+    # --- the request path: no I/O, no awaiting ------------------------------------
+
+    def record(self, outcome: Outcome) -> None:
+        self._accumulator.add(outcome)
+
+    def started(self, deployment: str) -> None:
+        self._in_flight[deployment] = self._in_flight.get(deployment, 0) + 1
+
+    def finished(self, deployment: str) -> None:
+        self._in_flight[deployment] = max(0, self._in_flight.get(deployment, 0) - 1)
+
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def track(self, deployments: Iterable[str]) -> None:
+        """The deployments whose statistics the snapshot reads."""
+        self._tracked.update(deployments)
+
+    async def start(self) -> None:
+        await self.sync()
+        self._task = asyncio.create_task(self._run(), name=f"{self.backend}-store")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._flush()  # what is still buffered is not lost at shutdown
+        await self._close_backend()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.flush)
+            try:
+                await self._flush()
+                if self.clock() - self._last_pull >= self.config.refresh:
+                    await self._refresh()
+            except Exception:  # the loop must outlive any one failure
+                log.exception("metrics store cycle failed")
+
+    async def sync(self) -> None:
+        """Write what is buffered and read a new snapshot now (tests, CLI, shutdown)."""
+        await self._flush()
+        await self._refresh()
+
+    def status(self) -> StoreStatus:
+        return StoreStatus(
+            backend=self.backend,
+            degraded=self._degraded is not None,
+            detail=self._degraded,
+            last_sync=self._last_sync,
+        )
+
+    # --- prices --------------------------------------------------------------------
+
+    async def set_price(self, model: str, provider: str, price: PriceOverride | None) -> None:
+        """Override (or, with None, clear) a deployment's price for every replica."""
+        key = price_key(model, provider)
+        if price is None:
+            self._prices.pop(key, None)
+        else:
+            self._prices[key] = price
+        await self._push_price(key, price)
+        self._snapshot = msgspec.structs.replace(self._snapshot, prices=dict(self._prices))
+
+    # --- the cycle -----------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        now = self.clock()
+        deltas = self._accumulator.drain()
+        keep_from = oldest_bucket(now, self.config)
+        for deployment, delta in deltas.items():
+            self._tracked.add(deployment)
+            window = self._windows.setdefault(deployment, {})
+            state = self._states.setdefault(deployment, {})
+            apply(window, state, delta, keep_from)
+        await self._push(deltas, dict(self._in_flight), now)
+
+    async def _refresh(self) -> None:
+        now = self.clock()
+        self._last_pull = now
+        shared = await self._pull(now)
+        if shared is None:
+            self._snapshot = self._local_snapshot(now)
+            return
+        self._snapshot = shared
+
+    def _local_snapshot(self, now: float) -> Snapshot:
+        stats = {}
+        for deployment in self._tracked:
+            state = dict(self._states.get(deployment, {}))
+            state[f"if:{self.replica}"] = float(self._in_flight.get(deployment, 0))
+            state[f"ifat:{self.replica}"] = now
+            stats[deployment] = stats_from(
+                self._windows.get(deployment, {}), state, now, self.config
+            )
+        return Snapshot(taken_at=now, stats=stats, prices=dict(self._prices))
+
+    def _set_degraded(self, reason: str | None) -> None:
+        if reason is not None and self._degraded is None:
+            log.warning("metrics store degraded, routing on local statistics: %s", reason)
+        elif reason is None and self._degraded is not None:
+            log.warning("metrics store reachable again")
+        self._degraded = reason
+
+    # --- what a shared backend overrides -------------------------------------------
+
+    async def _push(
+        self, deltas: dict[str, DeploymentDelta], in_flight: dict[str, int], now: float
+    ) -> None:
+        """Write this flush's deltas and this replica's in-flight counts."""
+
+    async def _pull(self, now: float) -> Snapshot | None:
+        """Read the shared snapshot; None: use the local one (memory, or degraded)."""
+        return None
+
+    async def _push_price(self, key: str, price: PriceOverride | None) -> None:
+        """Write a price override for the other replicas."""
+
+    async def _close_backend(self) -> None:
+        pass
