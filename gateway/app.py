@@ -12,9 +12,11 @@ from litestar.exceptions import HTTPException
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
 from gateway.middleware import request_id_middleware
+from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.chat import chat_completions
 from gateway.routes.health import healthz, readyz
 from gateway.routes.models import get_model, list_models
+from gateway.routes.providers import list_providers
 from gateway.services import Services
 from providers.errors import SwitchboardError
 
@@ -31,7 +33,17 @@ def create_app(config: Config) -> Litestar:
             await services.aclose()
 
     return Litestar(
-        route_handlers=[chat_completions, list_models, get_model, healthz, readyz],
+        route_handlers=[
+            chat_completions,
+            list_models,
+            get_model,
+            list_providers,
+            healthz,
+            readyz,
+            list_prices,
+            set_price,
+            clear_price,
+        ],
         lifespan=[lifespan],
         state=State(),
         middleware=[request_id_middleware],

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import hmac
 from collections.abc import Mapping
 
 import msgspec
 
-from gateway.config import AuthConfig, GatewayKey
-from providers.errors import AuthenticationFailed
+from gateway.config import AdminConfig, AuthConfig, GatewayKey
+from providers.errors import AuthenticationFailed, PermissionDenied
 
 
 class Caller(msgspec.Struct, frozen=True):
@@ -60,3 +61,23 @@ class Authenticator:
         if caller is None:
             raise AuthenticationFailed("Incorrect API key provided.")
         return caller
+
+
+class AdminAuthenticator:
+    """The admin key guards `/v1/admin/...`, whatever `auth` says: even an open demo
+    gateway does not let anyone change its prices."""
+
+    def __init__(self, config: AdminConfig | None) -> None:
+        self._digest = config.key_sha256.lower() if config else None
+
+    def authenticate(self, headers: Mapping[str, str]) -> None:
+        if self._digest is None:
+            raise PermissionDenied(
+                "Admin endpoints are off: set admin.key_sha256 in the config.",
+                code="admin_disabled",
+            )
+        key = _presented_key(headers)
+        if key is None:
+            raise AuthenticationFailed("Missing admin key: send it as 'Authorization: Bearer'.")
+        if not hmac.compare_digest(hashlib.sha256(key.encode()).hexdigest(), self._digest):
+            raise AuthenticationFailed("Incorrect admin key provided.")

@@ -1,4 +1,4 @@
-"""`switchboard serve`, `switchboard check-config` and `switchboard loadgen`."""
+"""`switchboard serve`, `check-config`, `loadgen` and `prices`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gateway.config import EMBEDDED_CONFIG, Config, ConfigError, load_config
 from gateway.loadgen.options import add_arguments as add_loadgen_arguments
+from gateway.prices_cli import add_arguments as add_prices_arguments
 from gateway.services import Services
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
@@ -102,6 +103,12 @@ def _loadgen(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _prices(args: argparse.Namespace) -> int:
+    from gateway.prices_cli import run
+
+    return run(args, str(_config_path(None)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_loadgen_arguments(loadgen)
     loadgen.set_defaults(run=_loadgen)
+
+    prices = commands.add_parser("prices", help="override deployment prices live")
+    add_prices_arguments(prices)
+    prices.set_defaults(run=_prices)
 
     args = parser.parse_args(argv)
     code: int = args.run(args)

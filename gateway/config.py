@@ -57,6 +57,12 @@ class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     keys: list[GatewayKey]
 
 
+class AdminConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The admin key (`/v1/admin/...`: live prices); without it those endpoints are off."""
+
+    key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
+
+
 class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_request_bytes: Annotated[int, Meta(ge=1024)] = 20_000_000
 
@@ -71,6 +77,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     models: dict[str, ModelConfig] = {}
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
+    admin: AdminConfig | None = None
 
 
 class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +89,7 @@ class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     models: dict[str, Any] = {}
     routing: Any = None
     limits: Any = None
+    admin: Any = None
 
 
 def _interpolate(value: Any, path: str) -> Any:

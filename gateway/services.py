@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.auth import Authenticator, Caller
+from gateway.auth import AdminAuthenticator, Authenticator, Caller
 from gateway.config import AuthConfig, Config, ConfigError
 from providers.base import Provider
 from providers.config import ProviderConfig
@@ -49,6 +49,7 @@ class Services:
         )
         self.router = Router(self.providers, self.models, config.routing, self.store)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
+        self.admin = AdminAuthenticator(config.admin)
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
         """A key's `allowed_models` patterns match the name as sent or its canonical model

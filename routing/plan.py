@@ -45,7 +45,7 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     explored: bool = False  # the first candidate was put there to explore
 
 
-def _live_prices(canonical: str, deployment: Deployment, snapshot: Snapshot) -> Deployment:
+def live_prices(canonical: str, deployment: Deployment, snapshot: Snapshot) -> Deployment:
     if not snapshot.prices:
         return deployment
     override = snapshot.prices.get(price_key(canonical, deployment.provider))
@@ -135,7 +135,7 @@ class Planner:
     ) -> list[Candidate]:
         allowed = []
         for configured in model.deployments:
-            deployment = _live_prices(model.canonical, configured, snapshot)
+            deployment = live_prices(model.canonical, configured, snapshot)
             key = deployment_id(deployment.provider, deployment.model)
             stats = snapshot.of(key)
             why = refusal(request, deployment, stats, constraints)

@@ -1,12 +1,12 @@
 """Strategies: order candidate deployments by what the request wants. Pure functions of
 (statistics, prices, request shape, strategy): no I/O, no clock, so they are table-tested.
 
-- `cost`: expected USD = prompt tokens × input price + expected completion × output price.
-- `latency`: expected ms to the last token = TTFT + expected completion ÷ throughput
+- `cost`: expected USD = prompt tokens * input price + expected completion * output price.
+- `latency`: expected ms to the last token = TTFT + expected completion / throughput
   (or the observed whole-answer latency where streams have not measured TTFT).
 - `throughput`: highest observed output tokens per second.
-- `balanced`: weights × (cost and latency normalized to 0..1 across the candidates,
-  cheapest/fastest 0) + weight × error rate; lowest wins.
+- `balanced`: weights * (cost and latency normalized to 0..1 across the candidates,
+  cheapest/fastest 0) + weight * error rate; lowest wins.
 
 A deployment with no data on a metric scores as the mean of those with data, so that
 exploration, not an arbitrary optimism or pessimism, decides whether it gets tried.
@@ -40,16 +40,22 @@ class Scored(msgspec.Struct, frozen=True, kw_only=True):
     stats: DeploymentStats
 
 
-def expected_completion_tokens(shape: RequestShape, stats: DeploymentStats) -> float:
+def expected_completion_tokens(
+    shape: RequestShape, stats: DeploymentStats, unknown: float = DEFAULT_COMPLETION_TOKENS
+) -> float:
+    """The request's cap, else this deployment's observed average, else `unknown` (in a
+    ranking: the other candidates' average, so that no data is neither cheap nor dear)."""
     if shape.completion_limit is not None:
         return float(shape.completion_limit)
     if stats.completion_tokens is not None:
         return stats.completion_tokens
-    return float(DEFAULT_COMPLETION_TOKENS)
+    return unknown
 
 
-def expected_cost(shape: RequestShape, candidate: Scored) -> float:
-    completion = expected_completion_tokens(shape, candidate.stats)
+def expected_cost(
+    shape: RequestShape, candidate: Scored, unknown: float = DEFAULT_COMPLETION_TOKENS
+) -> float:
+    completion = expected_completion_tokens(shape, candidate.stats, unknown)
     prices = candidate.prices
     return (shape.prompt_tokens * prices.input_per_mtok + completion * prices.output_per_mtok) / 1e6
 
@@ -59,6 +65,12 @@ def expected_latency_ms(shape: RequestShape, stats: DeploymentStats) -> float | 
         tokens = expected_completion_tokens(shape, stats)
         return stats.ttft_ms + tokens / stats.tokens_per_second * 1000
     return stats.latency_ms
+
+
+def _costs(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
+    known = [c.stats.completion_tokens for c in candidates if c.stats.completion_tokens is not None]
+    unknown = sum(known) / len(known) if known else float(DEFAULT_COMPLETION_TOKENS)
+    return [expected_cost(shape, c, unknown) for c in candidates]
 
 
 def _filled(values: list[float | None]) -> list[float]:
@@ -84,12 +96,12 @@ def scores(
     if not candidates:
         return []
     if strategy == "cost":
-        return [expected_cost(shape, c) for c in candidates]
+        return _costs(shape, candidates)
     if strategy == "latency":
         return _filled([expected_latency_ms(shape, c.stats) for c in candidates])
     if strategy == "throughput":
         return [-v for v in _filled([c.stats.tokens_per_second for c in candidates])]
-    costs = _normalized([expected_cost(shape, c) for c in candidates])
+    costs = _normalized(_costs(shape, candidates))
     latencies = _normalized(_filled([expected_latency_ms(shape, c.stats) for c in candidates]))
     return [
         weights.cost * cost + weights.latency * latency + weights.errors * c.stats.error_rate

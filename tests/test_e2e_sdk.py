@@ -386,6 +386,11 @@ def test_models_list_and_retrieve(client: openai.OpenAI) -> None:
     model = client.models.retrieve("test-model")
     assert model.id == "test-model"
     deployments = (model.model_extra or {})["deployments"]
+    # live parts first: no traffic yet, so healthy and no statistics
+    assert [(d.pop("health"), d.pop("price_source")) for d in deployments] == [
+        ("healthy", "config")
+    ]
+    assert deployments[0].pop("stats")["requests"] == 0
     assert deployments == [
         {
             "provider": "mock",

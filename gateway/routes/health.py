@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Response, get
 from litestar.datastructures import State
 
 from gateway.errors import JSON
 from gateway.services import Services
+
+
+class Readiness(msgspec.Struct, kw_only=True, omit_defaults=True):
+    status: str  # ready | degraded: both serve traffic, so both answer 200
+    store: str  # memory | redis
+    detail: str | None = None  # why degraded
 
 
 @get("/healthz")
@@ -16,7 +23,13 @@ async def healthz() -> Response[bytes]:
 
 @get("/readyz")
 async def readyz(state: State) -> Response[bytes]:
+    """Ready when the store is reachable, or in declared degraded mode: routing on this
+    replica's own statistics, reconnecting in the background."""
     services: Services = state.services
-    store = services.config.store.split("://", 1)[0]
-    body = b'{"status":"ready","store":"' + store.encode() + b'"}'
-    return Response(body, media_type=JSON)
+    status = services.store.status()
+    body = Readiness(
+        status="degraded" if status.degraded else "ready",
+        store=status.backend,
+        detail=status.detail,
+    )
+    return Response(msgspec.json.encode(body), media_type=JSON)

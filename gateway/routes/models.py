@@ -1,8 +1,9 @@
-"""GET /v1/models and /v1/models/{id}: OpenAI's list shape plus each model's deployments."""
+"""GET /v1/models and /v1/models/{id}: OpenAI's list shape plus each model's deployments
+with the prices in force and their live statistics."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Request, Response, get
@@ -10,19 +11,23 @@ from litestar.datastructures import State
 from litestar.params import FromPath
 
 from gateway.errors import JSON
+from gateway.scoreboard import DeploymentStatus, Health, deployment_status
 from gateway.services import Services
 from providers.capabilities import Capabilities
-from routing.deployments import Deployment
 from routing.errors import ModelNotFound
+from routing.stats import DeploymentStats
 
 
 class DeploymentInfo(msgspec.Struct, kw_only=True):
     provider: str
-    model: str
+    model: str  # the provider's id for it
     input_per_mtok: float
     output_per_mtok: float
     cached_input_per_mtok: float
+    price_source: Literal["config", "store"]
     capabilities: Capabilities
+    health: Health
+    stats: DeploymentStats
 
 
 class ModelInfo(msgspec.Struct, kw_only=True):
@@ -39,20 +44,29 @@ class ModelList(msgspec.Struct, kw_only=True):
     object: str = "list"
 
 
-def _info(name: str, description: str, deployments: list[Deployment]) -> ModelInfo:
+def _deployment(status: DeploymentStatus) -> DeploymentInfo:
+    return DeploymentInfo(
+        provider=status.provider,
+        model=status.provider_model_id,
+        input_per_mtok=status.input_per_mtok,
+        output_per_mtok=status.output_per_mtok,
+        cached_input_per_mtok=status.cached_input_per_mtok,
+        price_source=status.price_source,
+        capabilities=status.capabilities,
+        health=status.health,
+        stats=status.stats,
+    )
+
+
+def _info(services: Services, name: str) -> ModelInfo:
+    router = services.router
+    snapshot, now = router.store.snapshot(), router.store.clock()
     return ModelInfo(
         id=name,
-        description=description,
+        description=services.descriptions[name],
         deployments=[
-            DeploymentInfo(
-                provider=d.provider,
-                model=d.model,
-                input_per_mtok=d.prices.input_per_mtok,
-                output_per_mtok=d.prices.output_per_mtok,
-                cached_input_per_mtok=d.prices.cached_input_per_mtok,
-                capabilities=d.capabilities,
-            )
-            for d in deployments
+            _deployment(deployment_status(name, d, snapshot, router.health, now))
+            for d in services.models.models[name]
         ],
     )
 
@@ -62,11 +76,7 @@ async def list_models(request: Request[Any, Any, Any], state: State) -> Response
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
     listing = ModelList(
-        data=[
-            _info(name, services.descriptions[name], deployments)
-            for name, deployments in services.models.models.items()
-            if caller.allows(name)
-        ]
+        data=[_info(services, name) for name in services.models.models if caller.allows(name)]
     )
     return Response(msgspec.json.encode(listing), media_type=JSON)
 
@@ -78,8 +88,6 @@ async def get_model(
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
     name = model_id.lstrip("/")
-    deployments = services.models.models.get(name)
-    if deployments is None or not caller.allows(name):
+    if name not in services.models.models or not caller.allows(name):
         raise ModelNotFound(f"The model '{name}' does not exist.", param="model")
-    info = _info(name, services.descriptions[name], deployments)
-    return Response(msgspec.json.encode(info), media_type=JSON)
+    return Response(msgspec.json.encode(_info(services, name)), media_type=JSON)

@@ -126,11 +126,11 @@ class MetricsStore:
     async def set_price(self, model: str, provider: str, price: PriceOverride | None) -> None:
         """Override (or, with None, clear) a deployment's price for every replica."""
         key = price_key(model, provider)
+        await self._push_price(key, price)  # first: a failed write changes nothing here either
         if price is None:
             self._prices.pop(key, None)
         else:
             self._prices[key] = price
-        await self._push_price(key, price)
         self._snapshot = msgspec.structs.replace(self._snapshot, prices=dict(self._prices))
 
     # --- the cycle -----------------------------------------------------------------

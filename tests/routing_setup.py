@@ -1,0 +1,48 @@
+"""Configs for routing tests: one model served by several mock upstreams (each an
+OpenAI-wire provider of its own), with the routing knobs turned for fast learning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# fast learning: the snapshot is at most ~0.1 s behind the traffic
+FAST_METRICS = {"flush": 0.03, "refresh": 0.05}
+HELLO = [{"role": "user", "content": "hi"}]
+
+
+def routed_config(
+    models: dict[str, list[tuple[str, float]]],
+    urls: dict[str, str],
+    *,
+    strategy: str = "cost",
+    store: str = "memory://",
+    **routing: Any,
+) -> dict[str, Any]:
+    """`models`: canonical name → [(provider, input price per Mtok)] (output = 2 * input);
+    `urls`: provider → mock base URL. Exploration is off unless `routing` turns it on."""
+    routing.setdefault("exploration", {"share": 0.0})
+    routing.setdefault("retries", {"attempts": 1})
+    routing.setdefault("metrics", FAST_METRICS)
+    return {
+        "auth": "none",
+        "store": store,
+        "providers": {
+            name: {"kind": "openai", "base_url": url, "api_key": f"sk-{name}", "timeout": 5}
+            for name, url in urls.items()
+        },
+        "models": {
+            model: {
+                "deployments": [
+                    {
+                        "provider": provider,
+                        "model": f"{provider}-{model}",
+                        "input_per_mtok": price,
+                        "output_per_mtok": 2 * price,
+                    }
+                    for provider, price in deployments
+                ]
+            }
+            for model, deployments in models.items()
+        },
+        "routing": {"strategy": strategy, "deadline": 30, **routing},
+    }

@@ -1,0 +1,177 @@
+"""Replicas learn from each other through Redis: two gateway processes, one store.
+And the store going away costs no request: routing carries on with local statistics."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.gateway_process import GatewayProcess
+from tests.gateway_server import GatewayServer, metadata_of
+from tests.mock_upstream import JSONReply, MockUpstream, completion
+from tests.redis_server import RedisServer
+from tests.routing_setup import HELLO, routed_config
+
+
+def providers_of(gateway: GatewayProcess) -> dict[str, dict[str, Any]]:
+    return {row["provider"]: row for row in gateway.get("/v1/providers")["data"]}
+
+
+def wait_until(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds it took; fails the test past `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, "not within the time allowed"
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def redis_store() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+Replicas = tuple[GatewayProcess, GatewayProcess, dict[str, MockUpstream]]
+
+
+@pytest.fixture(scope="module")
+def replicas(
+    redis_store: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Replicas]:
+    """Two gateway processes on one Redis, serving `m` from two mock upstreams (processes
+    start slowly: the module shares them; each test resets the mocks)."""
+    upstreams = {"quick": MockUpstream().start(), "steady": MockUpstream().start()}
+    config = routed_config(
+        {"m": [("quick", 1.0), ("steady", 1.0)]},
+        {name: upstream.url for name, upstream in upstreams.items()},
+        strategy="latency",
+        store=redis_store.url,
+        metrics={"flush": 0.1, "refresh": 0.5},  # the defaults' order of magnitude
+    )
+    folder = tmp_path_factory.mktemp("replicas")
+    first = GatewayProcess(config, folder, "a").start()
+    second = GatewayProcess(config, folder, "b").start()
+    try:
+        yield first, second, upstreams
+    finally:
+        first.stop()
+        second.stop()
+        for upstream in upstreams.values():
+            upstream.stop()
+
+
+@pytest.fixture
+def fresh(replicas: Replicas) -> Replicas:
+    for upstream in replicas[2].values():
+        upstream.reset()
+    return replicas
+
+
+def test_a_replica_routes_away_from_what_another_found_slow(fresh: Replicas) -> None:
+    a, b, upstreams = fresh
+    upstreams["quick"].set_default(JSONReply(completion(), delay=0.3))  # it turned slow
+
+    client = a.sdk()
+    for provider in ("quick", "steady"):  # traffic through A only (pinned by slug)
+        for _ in range(3):
+            client.chat.completions.create(model=f"{provider}/m", messages=HELLO)
+    sent_to_quick = len(upstreams["quick"].requests)
+
+    def learned() -> bool:
+        rows = providers_of(b)
+        return rows["steady"]["stats"]["requests"] == 3 and rows["quick"]["stats"]["requests"] == 3
+
+    took = wait_until(learned, timeout=3.0)
+    assert providers_of(b)["quick"]["stats"]["latency_ms"] > 250
+    assert took < 3.0  # B learned it from the store, within a few refreshes
+    answer = b.sdk().chat.completions.create(model="m", messages=HELLO)
+    assert metadata_of(answer)["provider"] == "steady"  # B's first request avoids it
+    assert len(upstreams["quick"].requests) == sent_to_quick  # B never tried it
+
+
+def test_a_live_price_reaches_every_replica(fresh: Replicas) -> None:
+    a, b, _ = fresh
+
+    def cheapest(gateway: GatewayProcess) -> str:
+        answer = gateway.sdk().chat.completions.create(
+            model="m", messages=HELLO, extra_body={"routing": {"strategy": "cost"}}
+        )
+        return str(metadata_of(answer)["provider"])
+
+    assert cheapest(a) == cheapest(b) == "quick"  # equal prices: the config's order
+    command = [sys.executable, "-m", "gateway", "prices", "set", "m", "steady"]
+    changed = subprocess.run(
+        [*command, "--input", "0.1", "--output", "0.2", "--config", str(a.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert changed.returncode == 0, changed.stderr
+    wait_until(lambda: providers_of(b)["steady"]["price_source"] == "store", timeout=2.0)
+    assert cheapest(a) == cheapest(b) == "steady"
+    row = providers_of(a)["steady"]
+    assert (row["input_per_mtok"], row["output_per_mtok"]) == (0.1, 0.2)
+
+
+def test_redis_killed_mid_traffic_loses_no_request(
+    own_redis_server: RedisServer, gateway_factory: Callable[[dict[str, Any]], GatewayServer]
+) -> None:
+    config = {
+        "auth": "none",
+        "store": own_redis_server.url,
+        "providers": {"sim": {"kind": "simulated", "ttft_ms": 5, "completion_tokens": 4}},
+        "models": {
+            "m": {
+                "deployments": [
+                    {"provider": "sim", "model": "s1", "input_per_mtok": 1, "output_per_mtok": 1}
+                ]
+            }
+        },
+        "routing": {"metrics": {"flush": 0.05, "refresh": 0.1}},
+    }
+    gateway = gateway_factory(config)
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        with httpx.Client(timeout=10) as client:
+            while not stop.is_set():
+                response = client.post(
+                    f"{gateway.url}/v1/chat/completions", json={"model": "m", "messages": HELLO}
+                )
+                statuses.append(response.status_code)
+
+    def readiness() -> str:
+        return str(httpx.get(f"{gateway.url}/readyz", timeout=5).json()["status"])
+
+    workers = [threading.Thread(target=traffic) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    try:
+        time.sleep(0.5)
+        own_redis_server.stop()  # killed, mid-traffic
+        wait_until(lambda: readiness() == "degraded", timeout=2.0)
+        time.sleep(0.5)
+        during = len(statuses)
+        own_redis_server.start()  # back, empty, on the same port
+        wait_until(lambda: readiness() == "ready", timeout=3.0)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=10)
+    assert statuses and set(statuses) == {200}, set(statuses)
+    assert len(statuses) > during > 0
+    # what was learned while it was down reached Redis once it was back
+    with own_redis_server.client() as client:
+        window = client.hgetall("switchboard:{sim/s1}:window")
+    recorded = sum(float(v) for k, v in window.items() if k.decode().endswith(":n"))
+    assert recorded >= during - 20  # everything since the restart's empty start, and more
