@@ -7,7 +7,7 @@ from typing import Any
 
 # fast learning: the snapshot is at most ~0.1 s behind the traffic
 FAST_METRICS = {"flush": 0.03, "refresh": 0.05}
-HELLO = [{"role": "user", "content": "hi"}]
+HELLO: list[Any] = [{"role": "user", "content": "hi"}]  # SDK and raw bodies alike
 
 
 def routed_config(

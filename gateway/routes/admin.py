@@ -94,10 +94,10 @@ async def set_price(request: Request[Any, Any, Any], state: State) -> Response[b
     services.admin.authenticate(request.headers)
     try:
         change = msgspec.json.decode(await request.body(), type=PriceChange)
+    except msgspec.ValidationError as exc:  # a DecodeError too: caught first
+        raise InvalidRequest(f"Invalid price change: {exc}") from None
     except msgspec.DecodeError as exc:
         raise InvalidRequest(f"Invalid price change: {exc}", code="invalid_json") from None
-    except msgspec.ValidationError as exc:
-        raise InvalidRequest(f"Invalid price change: {exc}") from None
     _check_deployment(services, change.model, change.provider)
     price = PriceOverride(
         input_per_mtok=change.input_per_mtok,
