@@ -43,7 +43,10 @@ class Services:
             raise ConfigError(str(exc)) from None
         self.models = ModelResolver(deployments)
         self.descriptions = {name: model.description for name, model in config.models.items()}
-        self.store = open_store(config.store, config.routing.metrics)
+        try:
+            self.store = open_store(config.store, config.routing.metrics)
+        except ValueError as exc:  # a store URL this store cannot use
+            raise ConfigError(f"store: {exc}") from None
         self.store.track(
             deployment_id(d.provider, d.model) for ds in deployments.values() for d in ds
         )
