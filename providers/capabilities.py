@@ -69,15 +69,33 @@ def droppable_unsupported(request: ChatRequest, capabilities: Capabilities) -> l
     return dropped
 
 
+class Needs(msgspec.Struct, frozen=True, kw_only=True):
+    """What a request cannot do without, worked out once per request (routing checks it
+    against every candidate deployment)."""
+
+    tools: bool = False
+    json_schema: bool = False
+    vision: bool = False
+
+    @classmethod
+    def of(cls, request: ChatRequest) -> Needs:
+        return cls(
+            tools=isinstance(request.tools, list) and bool(request.tools),
+            json_schema=isinstance(request.response_format, JSONSchemaResponseFormat),
+            vision=needs_vision(request),
+        )
+
+    def missing_from(self, capabilities: Capabilities) -> str | None:
+        """The capability these capabilities lack, if any."""
+        if self.tools and not capabilities.tools:
+            return "tools"
+        if self.json_schema and not capabilities.json_schema:
+            return "json_schema"
+        if self.vision and not capabilities.vision:
+            return "vision"
+        return None
+
+
 def missing_capability(request: ChatRequest, capabilities: Capabilities) -> str | None:
     """The capability the request cannot do without, if these capabilities lack one."""
-    if isinstance(request.tools, list) and request.tools and not capabilities.tools:
-        return "tools"
-    if (
-        isinstance(request.response_format, JSONSchemaResponseFormat)
-        and not capabilities.json_schema
-    ):
-        return "json_schema"
-    if not capabilities.vision and needs_vision(request):
-        return "vision"
-    return None
+    return Needs.of(request).missing_from(capabilities)

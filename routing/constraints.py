@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import msgspec
 
-from providers.capabilities import missing_capability
+from providers.capabilities import Needs
 from providers.chat_types import ChatRequest
 from routing.deployments import Deployment
 from routing.options import MaxPrice, RouteOptions
@@ -28,14 +28,16 @@ class Constraints(msgspec.Struct, frozen=True, kw_only=True):
     def of(cls, options: RouteOptions) -> Constraints:
         routing, provider = options.routing, options.provider
 
-        def names(*lists: list[str] | None) -> list[str]:
-            return [name.lower() for given in lists if given for name in given]
+        def names(ours: list[str] | None, openrouter: list[str] | None) -> list[str] | None:
+            """`routing`'s list wins; OpenRouter's `provider` one applies without it."""
+            chosen = ours if ours is not None else openrouter
+            return None if chosen is None else [name.lower() for name in chosen]
 
         only = names(routing.only, provider.only if provider else None)
         return cls(
-            order=tuple(names(routing.order) or names(provider.order if provider else None)),
-            only=frozenset(only) if only else None,
-            ignore=frozenset(names(routing.ignore, provider.ignore if provider else None)),
+            order=tuple(names(routing.order, provider.order if provider else None) or ()),
+            only=frozenset(only) if only else None,  # `only: []` restricts nothing
+            ignore=frozenset(names(routing.ignore, provider.ignore if provider else None) or ()),
             allow_fallbacks=routing.allow_fallbacks
             and (provider.allow_fallbacks if provider else True),
             max_price=routing.max_price or (provider.max_price if provider else None),
@@ -44,19 +46,35 @@ class Constraints(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-def _limit_exceeded(request: ChatRequest, deployment: Deployment) -> str | None:
+class RequestNeeds(msgspec.Struct, frozen=True, kw_only=True):
+    """The request's side of every deployment check, worked out once per plan."""
+
+    capabilities: Needs
+    prompt_tokens: int
+    output_limit: int  # 0: not set
+
+    @classmethod
+    def of(cls, request: ChatRequest) -> RequestNeeds:
+        return cls(
+            capabilities=Needs.of(request),
+            prompt_tokens=request.estimated_prompt_tokens(),
+            output_limit=request.output_limit or 0,
+        )
+
+
+def _limit_exceeded(needs: RequestNeeds, deployment: Deployment) -> str | None:
     """The token limit of the deployment's model the request would not fit, if any."""
-    capabilities, wanted = deployment.capabilities, request.output_limit or 0
+    capabilities, wanted = deployment.capabilities, needs.output_limit
     if capabilities.max_output_tokens is not None and wanted > capabilities.max_output_tokens:
         return f"max output tokens ({capabilities.max_output_tokens})"
     window = capabilities.context_window
-    if window is not None and request.estimated_prompt_tokens() + wanted > window:
+    if window is not None and needs.prompt_tokens + wanted > window:
         return f"context window ({window})"
     return None
 
 
 def refusal(
-    request: ChatRequest,
+    needs: RequestNeeds,
     deployment: Deployment,
     stats: DeploymentStats,
     constraints: Constraints,
@@ -67,8 +85,8 @@ def refusal(
         return "not in `only`"
     if provider in constraints.ignore:
         return "in `ignore`"
-    missing = missing_capability(request, deployment.capabilities) or _limit_exceeded(
-        request, deployment
+    missing = needs.capabilities.missing_from(deployment.capabilities) or _limit_exceeded(
+        needs, deployment
     )
     if missing is not None:
         return f"lacks {missing}"

@@ -204,6 +204,10 @@ class Dispatcher:
             else:  # the request's own fault: the deployment answered, it is alive
                 self._health.succeeded(candidate.id, was_open=False)
             raise
+        except BaseException:  # cancelled (the client left), or a bug: nothing learned
+            if probe:
+                self._health.probe_abandoned(candidate.id)
+            raise
         finally:
             if not served or not keep_in_flight:
                 self._store.finished(candidate.id)
@@ -271,8 +275,9 @@ class Dispatcher:
         self._store.finished(candidate.id)
 
     def abandoned(self, candidate: Candidate) -> None:
-        """The client went away mid-stream: nothing learned of the deployment."""
-        self._health.succeeded(candidate.id, was_open=False)
+        """The client went away mid-stream: nothing learned of the deployment, but a
+        probe that got this far has shown it answers."""
+        self._health.probe_abandoned(candidate.id)
 
     def _failure(
         self,

@@ -26,7 +26,8 @@ class _Local(msgspec.Struct, kw_only=True):
     cooldown_until: float = 0.0
     open_until: float = 0.0
     decided_at: float = 0.0  # when this replica last changed `open_until`
-    consecutive_failures: int = 0
+    consecutive_failures: int = 0  # this replica's, since its last success
+    failed_at: float = 0.0  # this replica's last failure
     probing: bool = False
 
 
@@ -87,6 +88,10 @@ class HealthBoard:
     def probe_started(self, deployment: str) -> None:
         self._of(deployment).probing = True
 
+    def probe_abandoned(self, deployment: str) -> None:
+        """The probe ended without a verdict (cancelled): the next request may probe."""
+        self._of(deployment).probing = False
+
     def succeeded(self, deployment: str, was_open: bool) -> Decision:
         local = self._of(deployment)
         local.consecutive_failures = 0
@@ -103,7 +108,13 @@ class HealthBoard:
         config, now = self._config, self._clock()
         local = self._of(deployment)
         local.probing = False
-        local.consecutive_failures = max(local.consecutive_failures, stats.consecutive_failures) + 1
+        if stats.last_seen is not None and stats.last_seen >= local.failed_at:
+            # the snapshot has every replica's outcomes since our last failure (ours
+            # included): a success elsewhere has reset the count
+            seen = stats.consecutive_failures
+        else:
+            seen = max(local.consecutive_failures, stats.consecutive_failures)
+        local.consecutive_failures, local.failed_at = seen + 1, now
         cooldown_until = 0.0
         if isinstance(error, UpstreamRateLimited):
             cooldown = error.retry_after if error.retry_after is not None else None

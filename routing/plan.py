@@ -15,7 +15,7 @@ import msgspec
 from providers.base import Provider
 from providers.chat_types import ChatRequest
 from routing.config import RoutingConfig, Strategy
-from routing.constraints import Constraints, refusal
+from routing.constraints import Constraints, RequestNeeds, refusal
 from routing.deployments import Deployment, Prices
 from routing.errors import NoCandidate
 from routing.exploration import pick_exploration
@@ -98,17 +98,18 @@ class Planner:
             completion_limit=request.output_limit,
         )
         strategy = self.strategy(options, resolved[0])
+        needs = RequestNeeds.of(request)
         refusals: list[str] = []
         plan: list[Candidate] = []
         explored = False
         for position, model in enumerate(resolved):
-            allowed = self._allowed(request, model, snapshot, constraints, refusals)
+            allowed = self._allowed(request, needs, model, snapshot, constraints, refusals)
             if not allowed:
                 continue
             best_first = ranked(allowed, _scored, strategy, shape, self._config.balanced)
             if constraints.order:
                 best_first = _in_client_order(best_first, constraints.order)
-            elif position == 0:
+            elif position == 0 and constraints.allow_fallbacks:
                 pick = pick_exploration(
                     [c.stats for c in best_first], self._config.exploration, self._draw, now
                 )
@@ -116,7 +117,14 @@ class Planner:
                     best_first.insert(0, best_first.pop(pick))
                     explored = True
             if not constraints.allow_fallbacks:
-                best_first = _without_fallbacks(best_first, constraints.order)
+                kept = _without_fallbacks(best_first, constraints.order)
+                refusals.extend(
+                    f"{c.deployment.provider}/{model.canonical} not in `order` "
+                    "(allow_fallbacks: false)"
+                    for c in best_first
+                    if c not in kept
+                )
+                best_first = kept
             plan.extend(best_first)
         if not plan:
             raise NoCandidate(
@@ -128,6 +136,7 @@ class Planner:
     def _allowed(
         self,
         request: ChatRequest,
+        needs: RequestNeeds,
         model: ResolvedModel,
         snapshot: Snapshot,
         constraints: Constraints,
@@ -138,7 +147,7 @@ class Planner:
             deployment = live_prices(model.canonical, configured, snapshot)
             key = deployment_id(deployment.provider, deployment.model)
             stats = snapshot.of(key)
-            why = refusal(request, deployment, stats, constraints)
+            why = refusal(needs, deployment, stats, constraints)
             dropped: list[str] = []
             if why is None:
                 provider = self._providers[deployment.provider]

@@ -60,17 +60,29 @@ def expected_cost(
     return (shape.prompt_tokens * prices.input_per_mtok + completion * prices.output_per_mtok) / 1e6
 
 
-def expected_latency_ms(shape: RequestShape, stats: DeploymentStats) -> float | None:
+def expected_latency_ms(
+    shape: RequestShape, stats: DeploymentStats, unknown: float = DEFAULT_COMPLETION_TOKENS
+) -> float | None:
     if stats.ttft_ms is not None and stats.tokens_per_second:
-        tokens = expected_completion_tokens(shape, stats)
+        tokens = expected_completion_tokens(shape, stats, unknown)
         return stats.ttft_ms + tokens / stats.tokens_per_second * 1000
     return stats.latency_ms
 
 
-def _costs(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
+def _unknown_completion(candidates: Sequence[Scored]) -> float:
+    """For a deployment with no history: the others' average completion length."""
     known = [c.stats.completion_tokens for c in candidates if c.stats.completion_tokens is not None]
-    unknown = sum(known) / len(known) if known else float(DEFAULT_COMPLETION_TOKENS)
+    return sum(known) / len(known) if known else float(DEFAULT_COMPLETION_TOKENS)
+
+
+def _costs(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
+    unknown = _unknown_completion(candidates)
     return [expected_cost(shape, c, unknown) for c in candidates]
+
+
+def _latencies(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
+    unknown = _unknown_completion(candidates)
+    return _filled([expected_latency_ms(shape, c.stats, unknown) for c in candidates])
 
 
 def _filled(values: list[float | None]) -> list[float]:
@@ -98,11 +110,11 @@ def scores(
     if strategy == "cost":
         return _costs(shape, candidates)
     if strategy == "latency":
-        return _filled([expected_latency_ms(shape, c.stats) for c in candidates])
+        return _latencies(shape, candidates)
     if strategy == "throughput":
         return [-v for v in _filled([c.stats.tokens_per_second for c in candidates])]
     costs = _normalized(_costs(shape, candidates))
-    latencies = _normalized(_filled([expected_latency_ms(shape, c.stats) for c in candidates]))
+    latencies = _normalized(_latencies(shape, candidates))
     return [
         weights.cost * cost + weights.latency * latency + weights.errors * c.stats.error_rate
         for cost, latency, c in zip(costs, latencies, candidates, strict=True)
