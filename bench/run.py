@@ -7,8 +7,9 @@ at concurrency 1 and 64, with wrk + bench/chat.lua. Reports req/s, p50/p99 laten
 request, as a table on stdout and as JSON in bench/results/latest.json.
 
 Environment: BENCH_SERVER (passed as `serve --server`), BENCH_WARMUP / BENCH_DURATION
-(seconds per cell, default 2 / 8), BENCH_ONLY (words every cell to run must contain),
-SWITCHBOARD (gateway executable, default .venv/bin/switchboard).
+(seconds per cell, default 2 / 8), BENCH_STORE (`memory`, or `redis`: a redis-server of
+its own), BENCH_ONLY (words every cell to run must contain), SWITCHBOARD (gateway
+executable, default .venv/bin/switchboard).
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ BENCH = ROOT / "bench"
 WARMUP = int(os.environ.get("BENCH_WARMUP", "2"))  # whole seconds: wrk takes no fractions
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 SERVER = os.environ.get("BENCH_SERVER", "")
+# BENCH_STORE=redis: the gateway's metrics store is a redis-server of the bench's own (on
+# the load core), to compare with the default memory store
+STORE = os.environ.get("BENCH_STORE", "memory")
 # e.g. BENCH_ONLY="realistic gateway json" runs only the cells whose name has every word
 ONLY = os.environ.get("BENCH_ONLY", "").split()
 SWITCHBOARD = os.environ.get("SWITCHBOARD", str(ROOT / ".venv/bin/switchboard"))
@@ -124,7 +128,7 @@ http {{
 """
 
 
-def gateway_conf(ports: dict[str, int]) -> str:
+def gateway_conf(ports: dict[str, int], store: str) -> str:
     providers = "".join(
         f'  {name}: {{kind: openai, base_url: "http://127.0.0.1:{port}/v1", api_key: bench}}\n'
         for name, port in ports.items()
@@ -134,7 +138,7 @@ def gateway_conf(ports: dict[str, int]) -> str:
         "input_per_mtok: 1.0, output_per_mtok: 2.0}]}\n"
         for name in ports
     )
-    return f"store: memory://\nauth: none\nproviders:\n{providers}models:\n{models}"
+    return f"store: {store}\nauth: none\nproviders:\n{providers}models:\n{models}"
 
 
 def model_name(upstream: str) -> str:
@@ -331,8 +335,19 @@ def start_nginx(tmp: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
     return proc
 
 
-def start_gateway(tmp: Path, ports: dict[str, int], port: int) -> subprocess.Popen[bytes]:
-    (tmp / "gateway.yaml").write_text(gateway_conf(ports))
+def start_redis(tmp: Path) -> str:
+    port = free_port()
+    cmd = ["taskset", "-c", LOAD_CPU, "redis-server", "--port", str(port), "--bind", "127.0.0.1"]
+    cmd += ["--save", "", "--appendonly", "no", "--dir", str(tmp)]
+    proc = spawn(cmd, tmp / "redis.log")
+    wait_until(lambda: port_open(port), "redis-server", proc, tmp / "redis.log", 15)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def start_gateway(
+    tmp: Path, ports: dict[str, int], port: int, store: str
+) -> subprocess.Popen[bytes]:
+    (tmp / "gateway.yaml").write_text(gateway_conf(ports, store))
     cmd = ["taskset", "-c", GW_CPU, SWITCHBOARD, "serve", "--config", f"{tmp}/gateway.yaml"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--server", SERVER] if SERVER else []
@@ -351,7 +366,8 @@ def main() -> None:
         tmp = Path(tmp_s)
         try:
             start_nginx(tmp, ports)
-            gw = start_gateway(tmp, ports, gw_port)
+            store = start_redis(tmp) if STORE == "redis" else "memory://"
+            gw = start_gateway(tmp, ports, gw_port, store)
             banner = (tmp / "gateway.log").read_text().split("\n", 1)[0]
             print(f"{banner}\nload average before: {load_before}", flush=True)
             rows = run_cells(ports, gw_port, gw)
@@ -369,13 +385,15 @@ def main() -> None:
         "gateway": banner,
         "loadavg_before": load_before,  # the machine may be shared: a high one means noise
         "server": SERVER or "default",
+        "store": STORE,
         "warmup_s": WARMUP,
         "duration_s": DURATION,
         "cpus": {"gateway": GW_CPU, "nginx_and_wrk": LOAD_CPU},
         "latency": "whole response, up to the end of a stream (wrk)",
     }
-    (results / "latest.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    print(f"\nwritten: {(results / 'latest.json').relative_to(ROOT)}")
+    name = "latest.json" if STORE == "memory" else f"latest-{STORE}.json"
+    (results / name).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    print(f"\nwritten: {(results / name).relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

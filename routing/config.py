@@ -42,11 +42,13 @@ class RetryConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class BalancedWeights(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The `balanced` blend: each candidate's cost and latency are normalized to 0..1
-    across the candidates (cheapest/fastest 0), its error rate is taken as is."""
+    across the candidates (cheapest/fastest 0), its error rate is taken as is (so at
+    weight 1, a 10 % error rate weighs as much as a quarter of the cost spread at 0.4:
+    error rates are small numbers, and a failure costs the client a retry)."""
 
     cost: Annotated[float, Meta(ge=0)] = 0.4
     latency: Annotated[float, Meta(ge=0)] = 0.4
-    errors: Annotated[float, Meta(ge=0)] = 0.2
+    errors: Annotated[float, Meta(ge=0)] = 1.0
 
 
 class ExplorationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -16,7 +16,8 @@ from routing.scoring import (
 )
 from routing.stats import DeploymentStats
 
-DEFAULT_WEIGHTS = BalancedWeights()  # cost 0.4, latency 0.4, errors 0.2
+# the tables are hand-computed with these weights (the shipped default weighs errors 1.0)
+DEFAULT_WEIGHTS = BalancedWeights(cost=0.4, latency=0.4, errors=0.2)
 
 
 def cand(
@@ -368,3 +369,30 @@ def test_one_candidate(strategy: Strategy) -> None:
     shape = RequestShape(prompt_tokens=100)
     only = cand(latency_ms=100.0, tokens_per_second=10.0, error_rate=0.5)
     assert ranked([only], lambda s: s, strategy, shape, DEFAULT_WEIGHTS) == [only]
+
+
+def test_default_balanced_weights_avoid_a_middling_deployment_that_fails_often() -> None:
+    """The demo's case: `flaky` sits between `fast` and `cheap` on cost and latency, but
+    fails one request in five. At errors 0.2 it would win; the shipped default (1.0)
+    keeps traffic off it."""
+    shape = RequestShape(prompt_tokens=100, completion_limit=50)
+
+    def candidate(input_price: float, output_price: float, latency: float, errors: int) -> Scored:
+        stats = DeploymentStats(
+            requests=100, errors=errors, error_rate=errors / 100, latency_ms=latency
+        )
+        prices = Prices(
+            input_per_mtok=input_price,
+            output_per_mtok=output_price,
+            cached_input_per_mtok=input_price,
+        )
+        return Scored(prices=prices, stats=stats)
+
+    fast, cheap, flaky = (
+        candidate(0.59, 0.79, 400, 0),
+        candidate(0.2, 0.3, 1500, 0),
+        candidate(0.35, 0.45, 750, 20),
+    )
+    picked = ranked([fast, cheap, flaky], lambda c: c, "balanced", shape, BalancedWeights())
+    assert picked[-1] is flaky
+    assert ranked([fast, cheap, flaky], lambda c: c, "balanced", shape, DEFAULT_WEIGHTS)[0] is flaky
