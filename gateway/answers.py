@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from gateway.metrics import GatewayMetrics
 from providers.chat_types import ChatChunk
 from providers.errors import ProviderError, SwitchboardError
 from routing.metadata import RoutingMetadata
@@ -66,9 +67,10 @@ def _event(data: bytes) -> bytes:
     return b"data: " + data + b"\n\n"
 
 
-async def sse_events(stream: RoutedStream) -> AsyncIterator[bytes]:
+async def sse_events(stream: RoutedStream, metrics: GatewayMetrics) -> AsyncIterator[bytes]:
     """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
     `routing_metadata`. A failure after the first byte ends the stream with an error event."""
+    served = stream.candidate
     closing: bytes | None = None
     pending: list[bytes] = []
     try:
@@ -81,12 +83,19 @@ async def sse_events(stream: RoutedStream) -> AsyncIterator[bytes]:
                 # a burst that arrived together leaves together: one write, not twenty
                 yield b"".join(pending)
                 pending.clear()
-        pending.append(_event(with_metadata(closing or _closing_chunk(stream), stream.metadata())))
+        metadata = stream.metadata()
+        metrics.observe(metadata, stream.usage, stream=True)
+        pending.append(_event(with_metadata(closing or _closing_chunk(stream), metadata)))
     except SwitchboardError as exc:
+        metrics.stream_failed(exc, served.canonical, served.deployment.provider)
         pending.append(_event(exc.to_json()))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
-        pending.append(_event(ProviderError("the stream failed inside the gateway").to_json()))
+        error = ProviderError("the stream failed inside the gateway")
+        metrics.stream_failed(
+            error, served.canonical, served.deployment.provider, upstream_failed=False
+        )
+        pending.append(_event(error.to_json()))
     finally:
         # also runs when the client disconnects: closes the upstream request
         await stream.aclose()

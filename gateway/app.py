@@ -15,6 +15,7 @@ from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.chat import chat_completions
 from gateway.routes.health import healthz, readyz
+from gateway.routes.metrics import metrics
 from gateway.routes.models import get_model, list_models
 from gateway.routes.providers import list_providers
 from gateway.services import Services
@@ -40,6 +41,7 @@ def create_app(config: Config) -> Litestar:
             list_providers,
             healthz,
             readyz,
+            metrics,
             list_prices,
             set_price,
             clear_price,

@@ -9,6 +9,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.metrics import GatewayMetrics
 from gateway.request_ids import request_id_for
 from providers.errors import (
     InvalidRequest,
@@ -21,9 +22,18 @@ from providers.errors import (
 log = logging.getLogger("switchboard.errors")
 
 JSON = "application/json"
+_CHAT_PATH = "/v1/chat/completions"  # its errors are also chat requests in the metrics
 
 
-def error_response(error: SwitchboardError, request_id: str | None = None) -> Response[bytes]:
+def error_response(
+    error: SwitchboardError,
+    request_id: str | None = None,
+    *,
+    metrics: GatewayMetrics | None = None,
+    chat: bool = False,
+) -> Response[bytes]:
+    if metrics is not None:
+        metrics.failed(error, chat=chat)
     headers = dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
@@ -40,10 +50,21 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
     return value if isinstance(value, str) else request_id_for(request.headers)
 
 
+def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Response[bytes]:
+    # no services before the lifespan has run (or if it failed): nothing to count on
+    services = getattr(request.app.state, "services", None)
+    return error_response(
+        error,
+        _request_id(request),
+        metrics=services.metrics if services is not None else None,
+        chat=request.scope["path"] == _CHAT_PATH,
+    )
+
+
 def handle_switchboard_error(
     request: Request[Any, Any, Any], exc: SwitchboardError
 ) -> Response[bytes]:
-    return error_response(exc, _request_id(request))
+    return _answer(request, exc)
 
 
 _STATUS_ERRORS: dict[int, type[SwitchboardError]] = {
@@ -71,10 +92,10 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     else:
         cls = _STATUS_ERRORS.get(status, SwitchboardError)
         error = cls(str(exc.detail), status=status)
-    return error_response(error, _request_id(request))
+    return _answer(request, error)
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     error = SwitchboardError("The gateway failed to handle this request.", code="internal_error")
-    return error_response(error, _request_id(request))
+    return _answer(request, error)

@@ -6,6 +6,8 @@ import asyncio
 
 from gateway.auth import AdminAuthenticator, Authenticator, Caller
 from gateway.config import AuthConfig, Config, ConfigError
+from gateway.metrics import GatewayMetrics
+from gateway.scoreboard import Scoreboard, scoreboard
 from providers.base import Provider
 from providers.config import ProviderConfig
 from providers.errors import PermissionDenied
@@ -53,6 +55,15 @@ class Services:
         self.router = Router(self.providers, self.models, config.routing, self.store)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
         self.admin = AdminAuthenticator(config.admin)
+        self.metrics = GatewayMetrics(self.live_scoreboard)
+
+    def live_scoreboard(self) -> Scoreboard:
+        """Every deployment's live status, from the router in place now."""
+        router = self.router
+        store = router.store
+        return scoreboard(
+            self.models.models, store.snapshot(), router.health, store.status(), store.clock()
+        )
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
         """A key's `allowed_models` patterns match the name as sent or its canonical model

@@ -31,6 +31,7 @@ from routing.usage_estimate import completion_tokens_in, estimated_usage
 class CompletedCall(msgspec.Struct, kw_only=True):
     response: ProviderResponse
     metadata: RoutingMetadata
+    usage: Usage  # what the cost was priced on: the upstream's, else our count
     dropped_params: tuple[str, ...] = ()
 
 
@@ -137,6 +138,7 @@ class Router:
         return CompletedCall(
             response=response,
             metadata=metadata,
+            usage=usage,
             dropped_params=served.candidate.dropped_params,
         )
 

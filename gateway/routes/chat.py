@@ -35,10 +35,13 @@ async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
         if stream.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
         return ASGIStreamingResponse(
-            iterator=sse_events(stream), media_type="text/event-stream", headers=headers
+            iterator=sse_events(stream, services.metrics),
+            media_type="text/event-stream",
+            headers=headers,
         )
 
     completed = await services.router.complete(chat, options, request_id)
+    services.metrics.observe(completed.metadata, completed.usage, stream=False)
     return JSONBytes(
         with_metadata(completed.response.body, completed.metadata),
         success_headers(

@@ -1,0 +1,234 @@
+"""`GET /metrics` end to end: the real gateway, mock upstreams on loopback, the official SDK
+as the client, and the exposition parsed by prometheus_client's own parser."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.metrics import error_code
+from providers.errors import UpstreamRejectedRequest
+from tests.gateway_server import GatewayServer, metadata_of
+from tests.mock_upstream import ErrorReply, MockUpstream, SSEReply
+from tests.routing_setup import HELLO, routed_config
+
+StartGateway = Callable[[dict[str, Any]], GatewayServer]
+MakeUpstream = Callable[[], MockUpstream]
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def scrape(gateway: GatewayServer) -> Samples:
+    answer = httpx.get(f"{gateway.url}/metrics", timeout=5)
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == CONTENT_TYPE_LATEST
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(answer.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+def wait_for(gateway: GatewayServer, check: Callable[[Samples], bool]) -> Samples:
+    """Deployment gauges follow the store's snapshot, refreshed every 50 ms here."""
+    deadline = time.monotonic() + 3
+    samples = scrape(gateway)
+    while not check(samples) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        samples = scrape(gateway)
+    return samples
+
+
+def streamed(client: openai.OpenAI, model: str = "m") -> tuple[dict[str, Any], Any]:
+    """A streamed answer's metadata and usage (both ride on its last chunk)."""
+    chunks = list(client.chat.completions.create(model=model, messages=HELLO, stream=True))
+    return metadata_of(chunks[-1]), chunks[-1].usage
+
+
+def test_counters_and_histograms_add_up_to_the_answers(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstreams = {name: mock_upstream_factory() for name in ("cheap", "backup", "flaky")}
+    config = routed_config(
+        {"m": [("cheap", 0.5), ("backup", 1.0)], "solo": [("flaky", 1.0)]},
+        {name: upstream.url for name, upstream in upstreams.items()},
+    )
+    gateway = gateway_factory(config)
+    client = gateway.sdk()
+    answers: list[tuple[dict[str, Any], Any, bool]] = []  # metadata, usage, streamed
+
+    for _ in range(3):
+        answer = client.chat.completions.create(model="m", messages=HELLO)
+        answers.append((metadata_of(answer), answer.usage, False))
+    for _ in range(2):
+        answers.append((*streamed(client), True))
+    # a 503 from the cheapest: the backup answers, the failed try is listed
+    upstreams["cheap"].enqueue(ErrorReply(503, "overloaded", type="server_error"))
+    answer = client.chat.completions.create(model="m", messages=HELLO)
+    answers.append((metadata_of(answer), answer.usage, False))
+    assert [(a["provider"], a["error"]) for a in answers[-1][0]["attempts"]] == [
+        ("cheap", "upstream_unavailable")
+    ]
+
+    # failures: every deployment down (502), an unknown model (404), an upstream's own
+    # refusal with its own code (400), a stream cut after it started, an unknown URL
+    upstreams["flaky"].set_default(ErrorReply(503, "overloaded", type="server_error"))
+    assert gateway.post({"model": "solo", "messages": HELLO}).status_code == 502
+    assert gateway.post({"model": "nope", "messages": HELLO}).status_code == 404
+    upstreams["cheap"].enqueue(ErrorReply(400, "too long", code="context_length_exceeded"))
+    assert gateway.post({"model": "m", "messages": HELLO}).status_code == 400
+    upstreams["cheap"].enqueue(SSEReply(cut_after=3, send_done=False))
+    cut = gateway.post({"model": "m", "messages": HELLO, "stream": True})
+    assert cut.status_code == 200 and '"error"' in cut.text
+    assert httpx.get(f"{gateway.url}/v1/nope", timeout=5).status_code == 404
+
+    samples = scrape(gateway)
+    assert series(samples, "switchboard_requests_total") == {
+        frozenset({("model", "m"), ("provider", "cheap"), ("outcome", "success")}): 5,
+        frozenset({("model", "m"), ("provider", "backup"), ("outcome", "success")}): 1,
+        # the last deployment tried, or none: an unknown model's name never becomes a label
+        frozenset({("model", "solo"), ("provider", "flaky"), ("outcome", "error")}): 1,
+        frozenset({("model", ""), ("provider", ""), ("outcome", "error")}): 2,
+        frozenset({("model", "m"), ("provider", "cheap"), ("outcome", "error")}): 1,
+    }
+    assert series(samples, "switchboard_errors_total") == {
+        frozenset({("status", "502"), ("code", "upstream_unavailable")}): 1,
+        frozenset({("status", "404"), ("code", "model_not_found")}): 1,
+        frozenset({("status", "400"), ("code", "upstream_rejected_request")}): 1,
+        frozenset({("status", "502"), ("code", "upstream_stream_cut")}): 1,
+        frozenset({("status", "404"), ("code", "unknown_url")}): 1,
+    }
+    assert series(samples, "switchboard_upstream_attempts_failed_total") == {
+        frozenset({("model", "m"), ("provider", "cheap"), ("error", "upstream_unavailable")}): 1,
+        frozenset({("model", "solo"), ("provider", "flaky"), ("error", "upstream_unavailable")}): 1,
+        frozenset({("model", "m"), ("provider", "cheap"), ("error", "upstream_stream_cut")}): 1,
+    }
+
+    for provider in ("cheap", "backup"):
+        served = [(m, u, s) for m, u, s in answers if m["provider"] == provider]
+        labels = {"model": "m", "provider": provider}
+        assert value(samples, "switchboard_tokens_total", **labels, kind="prompt") == sum(
+            u.prompt_tokens for _, u, _ in served
+        )
+        assert value(samples, "switchboard_tokens_total", **labels, kind="completion") == sum(
+            u.completion_tokens for _, u, _ in served
+        )
+        assert value(samples, "switchboard_cost_usd_total", **labels) == pytest.approx(
+            sum(m["cost"]["usd"] for m, _, _ in served), rel=1e-9
+        )
+        for stream in (False, True):
+            timed = [m["latency_ms"] / 1000 for m, _, s in served if s == stream]
+            flag = "true" if stream else "false"
+            name = "switchboard_request_duration_seconds"
+            assert value(samples, f"{name}_count", **labels, stream=flag) == (len(timed) or None)
+            if timed:
+                assert value(samples, f"{name}_sum", **labels, stream=flag) == pytest.approx(
+                    sum(timed)
+                )
+    ttfts = [m["ttft_ms"] / 1000 for m, _, s in answers if s]
+    assert value(samples, "switchboard_ttft_seconds_count", model="m", provider="cheap") == 2
+    assert value(
+        samples, "switchboard_ttft_seconds_sum", model="m", provider="cheap"
+    ) == pytest.approx(sum(ttfts))
+    assert sum(series(samples, "switchboard_cost_usd_total").values()) > 0
+
+    # every deployment has its gauges; the window counts every try, on this one replica
+    deployments = {("m", "cheap", 0.5), ("m", "backup", 1.0), ("solo", "flaky", 1.0)}
+    # cheap: 5 answers, the 503 and the cut (the 400 was the request's fault: not counted)
+    tries = {"cheap": 7, "backup": 1, "flaky": 1}
+
+    def settled(samples: Samples) -> bool:
+        window = series(samples, "switchboard_deployment_requests_window")
+        return {dict(k)["provider"]: v for k, v in window.items()} == tries
+
+    samples = wait_for(gateway, settled)
+    assert settled(samples)
+    for model, provider, price in deployments:
+        labels = {"model": model, "provider": provider, "provider_model_id": f"{provider}-{model}"}
+        for direction, expected in (("input", price), ("output", 2 * price)):
+            name = "switchboard_deployment_price_per_mtok"
+            assert value(samples, name, **labels, direction=direction) == expected
+        assert value(samples, "switchboard_deployment_in_flight", **labels) == 0
+        assert value(samples, "switchboard_deployment_error_rate", **labels) is not None
+        assert value(samples, "switchboard_deployment_healthy", **labels) == 1
+        assert value(samples, "switchboard_deployment_health", **labels, state="healthy") == 1
+    cheap = {"model": "m", "provider": "cheap", "provider_model_id": "cheap-m"}
+    for stat in ("ewma", "p50", "p95"):
+        assert value(samples, "switchboard_deployment_latency_ms", **cheap, stat=stat)
+    assert value(samples, "switchboard_deployment_ttft_ms", **cheap, stat="ewma")
+    assert value(samples, "switchboard_deployment_errors_window", **cheap) == 2  # 503, cut
+    assert value(samples, "switchboard_store_degraded", backend="memory") == 0
+    age = value(samples, "switchboard_store_snapshot_age_seconds")
+    assert age is not None and 0 <= age < 1
+
+
+def test_two_apps_in_one_process_count_apart(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    config = routed_config({"m": [("only", 1.0)]}, {"only": upstream.url})
+    first, second = gateway_factory(config), gateway_factory(config)
+    for _ in range(3):
+        first.sdk().chat.completions.create(model="m", messages=HELLO)
+    second.sdk().chat.completions.create(model="m", messages=HELLO)
+    labels = {"model": "m", "provider": "only", "outcome": "success"}
+    assert value(scrape(first), "switchboard_requests_total", **labels) == 3
+    assert value(scrape(second), "switchboard_requests_total", **labels) == 1
+
+
+def test_an_open_circuit_shows_in_the_health_gauges(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    upstream.set_default(ErrorReply(503, "overloaded", type="server_error"))
+    config = routed_config(
+        {"m": [("down", 1.0)]}, {"down": upstream.url}, circuit={"consecutive_failures": 1}
+    )
+    gateway = gateway_factory(config)
+    assert gateway.post({"model": "m", "messages": HELLO}).status_code == 502
+    labels = {"model": "m", "provider": "down", "provider_model_id": "down-m"}
+
+    def opened(samples: Samples) -> bool:
+        return value(samples, "switchboard_deployment_healthy", **labels) == 0
+
+    samples = wait_for(gateway, opened)
+    assert opened(samples)
+    states = {
+        dict(k)["state"]: v for k, v in series(samples, "switchboard_deployment_health").items()
+    }
+    assert states == {"healthy": 0, "rate_limited": 0, "circuit_open": 1, "half_open": 0}
+    # a deployment never answered: no latency sample rather than a made-up 0
+    assert not series(samples, "switchboard_deployment_latency_ms")
+
+
+def test_no_provider_key_in_the_exposition(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    config = routed_config({"m": [("secretive", 1.0)]}, {"secretive": upstream.url})
+    config["providers"]["secretive"]["api_key"] = "sk-provider-secret-4711"
+    gateway = gateway_factory(config)
+    gateway.sdk().chat.completions.create(model="m", messages=HELLO)
+    text = httpx.get(f"{gateway.url}/metrics", timeout=5).text
+    assert 'provider="secretive"' in text
+    assert "4711" not in text
+
+
+def test_an_upstreams_own_error_code_is_not_a_label() -> None:
+    refused = UpstreamRejectedRequest("too long", code="context_length_exceeded")
+    assert refused.code == "context_length_exceeded"  # the client still sees it
+    assert error_code(refused) == "upstream_rejected_request"
