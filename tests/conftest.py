@@ -2,11 +2,25 @@ import pytest
 
 from tests.gateway_server import GatewayServer, gateway_factory
 from tests.mock_upstream import mock_upstream, mock_upstream_factory, shared_upstream, upstream
+from tests.redis_server import (
+    own_redis_server,
+    redis_cluster,
+    redis_prefix,
+    redis_sentinel,
+    redis_server,
+    redis_url,
+)
 
 __all__ = [
     "gateway_factory",
     "mock_upstream",
     "mock_upstream_factory",
+    "own_redis_server",
+    "redis_cluster",
+    "redis_prefix",
+    "redis_sentinel",
+    "redis_server",
+    "redis_url",
     "shared_upstream",
     "upstream",
 ]

@@ -10,7 +10,9 @@ Keys, under a prefix (`switchboard` unless told):
 Each flush is one pipelined round trip (a script call per deployment with news), each
 refresh another (two HGETALL per tracked deployment and the prices). Deltas that did not
 reach Redis wait in a bounded outbox for the next flush; delivery is at least once (a
-flush that timed out after Redis applied it is sent again).
+flush that timed out after Redis applied it is sent again). While reads or writes fail
+the store is degraded and routing reads this replica's own statistics: nothing raises
+but `set_price` (StoreUnavailable), since a price only this replica knew would split them.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class RedisStore(MetricsStore):
         self._outbox = Outbox(self.config)
         self._reported: dict[str, int] = {}  # in-flight counts Redis holds from us
         self._pushing = asyncio.Lock()
+        self._push_failure: str | None = None  # keeps the store degraded while writes fail
         self._expiry_ms = int(self.config.window * EXPIRE_WINDOWS * 1000)
 
     def keys_of(self, deployment: str) -> tuple[str, str]:
@@ -101,7 +104,7 @@ class RedisStore(MetricsStore):
             try:
                 failed = await self._record(calls, oldest_bucket(now, self.config), now)
             except Exception as exc:  # redis, OS and bugs alike: the outbox keeps it all
-                self._set_degraded(_reason(exc))
+                self._push_failed(_reason(exc))
                 return
             self._outbox.keep([(d, delta) for d, delta, _ in failed if delta is not None], now)
             not_reported = {d for d, _, count in failed if count is not None}
@@ -122,13 +125,22 @@ class RedisStore(MetricsStore):
             results = [next(again) if isinstance(r, NoScriptError) else r for r in results]
         failures = [(c, r) for c, r in zip(calls, results, strict=True) if isinstance(r, Exception)]
         if failures:
-            self._set_degraded(_reason(failures[0][1]))
+            self._push_failed(_reason(failures[0][1]))
+        else:
+            self._push_failure = None
         return [c for c, _ in failures]
+
+    def _push_failed(self, reason: str) -> None:
+        self._push_failure = reason
+        self._set_degraded(reason)
 
     async def _run_script(self, calls: Sequence[_Call], keep_from: int, now: float) -> list[Any]:
         pipe = self._client.redis.pipeline(transaction=False)
         for deployment, delta, count in calls:
-            pipe.evalsha(
+            # not pipe.evalsha(): redis-py's cluster pipeline refuses that name, as it
+            # cannot know the script is loaded on every node; _record reloads it itself
+            pipe.execute_command(
+                "EVALSHA",
                 _RECORD_SHA,
                 2,
                 *self.keys_of(deployment),
@@ -155,6 +167,10 @@ class RedisStore(MetricsStore):
     # --- reads ---------------------------------------------------------------------
 
     async def _pull(self, now: float) -> Snapshot | None:
+        if self._push_failure is not None:
+            # Redis lacks what this replica learned since: its own statistics are better
+            self._set_degraded(self._push_failure)
+            return None
         deployments = sorted(self._tracked)
         try:
             pipe = self._client.redis.pipeline(transaction=False)
@@ -164,15 +180,15 @@ class RedisStore(MetricsStore):
                 pipe.hgetall(state)
             pipe.hgetall(self._prices_key)
             replies = await pipe.execute()
-        except Exception as exc:  # never raise: the base serves local statistics
+            stats = {
+                deployment: stats_from(
+                    _numbers(replies[2 * i]), _numbers(replies[2 * i + 1]), now, self.config
+                )
+                for i, deployment in enumerate(deployments)
+            }
+        except Exception as exc:  # unreachable or unreadable: the base serves local statistics
             self._set_degraded(_reason(exc))
             return None
-        stats = {
-            deployment: stats_from(
-                _numbers(replies[2 * i]), _numbers(replies[2 * i + 1]), now, self.config
-            )
-            for i, deployment in enumerate(deployments)
-        }
         self._prices = _prices(replies[-1])
         self._set_degraded(None)
         self._last_sync = now

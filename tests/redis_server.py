@@ -1,0 +1,272 @@
+"""Real redis-server processes for tests, on free loopback ports in temporary folders:
+never the machine's Redis at 127.0.0.1:6379.
+
+Fixtures:
+- `redis_server`: the session's shared server, as a URL (`SWITCHBOARD_TEST_REDIS_URL`
+  when set, else a server of our own);
+- `redis_url`, `redis_prefix`: that URL, and a key prefix of the test's own, whose keys
+  are deleted afterwards (tests share the server, never each other's keys);
+- `own_redis_server`: a private `RedisServer` to stop and restart;
+- `redis_cluster`: a three-master cluster for the module;
+- `redis_sentinel`: a master and a sentinel watching it (`SENTINEL_SERVICE`), for the module.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import pytest
+import redis
+
+START_TIMEOUT = 5.0
+SENTINEL_SERVICE = "switchboard-test"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            if ready():
+                return
+        except (redis.RedisError, OSError):
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"{what} not ready within {START_TIMEOUT} s")
+
+
+class RedisServer:
+    """One redis-server; `extra` arguments are appended to its command line."""
+
+    def __init__(self, *extra: str, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.extra = extra
+        self.dir = Path(tempfile.mkdtemp(prefix="switchboard-redis-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+    def start(self) -> RedisServer:
+        command = [
+            "redis-server",
+            *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
+            *("--save", "", "--appendonly", "no", "--logfile", "redis.log"),
+            *self.extra,
+        ]
+        # no pipes shared with the test run: a killed test must not leave them held open
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        try:
+            _wait(self._ping, f"redis-server on port {self.port}", self._process)
+        except RuntimeError as exc:
+            self.stop()
+            log = self.dir / "redis.log"
+            raise RuntimeError(f"{exc}\n{log.read_text() if log.exists() else ''}") from None
+        return self
+
+    def _ping(self) -> bool:
+        with self.client() as client:
+            return bool(client.ping())
+
+    def stop(self) -> None:
+        """Kill it: no goodbye to the clients, as when a server dies."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+            self._process = None
+
+    def restart(self) -> None:
+        """Start again on the same port, empty (nothing is saved)."""
+        self.stop()
+        self.start()
+
+    def flushall(self) -> None:
+        with self.client() as client:
+            client.flushall()
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RedisClusterServers:
+    """Three masters, each holding a third of the slots, no replicas."""
+
+    def __init__(self, size: int = 3) -> None:
+        self.servers = [
+            RedisServer(
+                *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+                *("--cluster-node-timeout", "2000"),
+                # the bus port is port + 10000 unless set, and may be taken or too high
+                *("--cluster-port", str(free_port())),
+            )
+            for _ in range(size)
+        ]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    def start(self) -> RedisClusterServers:
+        try:
+            self._start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start(self) -> None:
+        for server in self.servers:
+            server.start()
+        subprocess.run(
+            [
+                *("redis-cli", "--cluster", "create"),
+                *(f"127.0.0.1:{s.port}" for s in self.servers),
+                *("--cluster-replicas", "0", "--cluster-yes"),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=20,
+        )
+        for server in self.servers:
+            assert server._process is not None
+            _wait(partial(_cluster_ok, server), "the cluster", server._process)
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+def _cluster_ok(server: RedisServer) -> bool:
+    with server.client() as client:
+        info = client.execute_command("CLUSTER INFO")  # redis-py parses it into a dict
+    return bool(info.get("cluster_state") == "ok")
+
+
+class RedisSentinelServers:
+    """A master and one sentinel that monitors it as `SENTINEL_SERVICE`."""
+
+    def __init__(self) -> None:
+        self.master = RedisServer()
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="switchboard-sentinel-"))
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis+sentinel://127.0.0.1:{self.port}/{SENTINEL_SERVICE}/0"
+
+    def start(self) -> RedisSentinelServers:
+        self.master.start()
+        config = self.dir / "sentinel.conf"  # sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"logfile sentinel.log\n"
+            f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {self.master.port} 1\n"
+        )
+        self._process = subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            _wait(self._knows_master, "redis sentinel", self._process)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _knows_master(self) -> bool:
+        with redis.Redis(port=self.port, socket_timeout=2) as client:
+            return client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE) is not None
+
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=5)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.master.close()
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    """The URL of the session's shared Redis."""
+    shared = os.environ.get("SWITCHBOARD_TEST_REDIS_URL")
+    if shared:
+        yield shared
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> str:
+    return redis_server
+
+
+@pytest.fixture
+def redis_prefix(redis_server: str) -> Iterator[str]:
+    """A key prefix no other test uses; its keys are deleted after the test."""
+    prefix = f"sbtest-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    with redis.Redis.from_url(redis_server, socket_timeout=2) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+
+
+@pytest.fixture
+def own_redis_server() -> Iterator[RedisServer]:
+    """A server of the test's own (whatever SWITCHBOARD_TEST_REDIS_URL says), to kill."""
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def redis_cluster() -> Iterator[RedisClusterServers]:
+    cluster = RedisClusterServers()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[RedisSentinelServers]:
+    servers = RedisSentinelServers()
+    try:
+        yield servers.start()
+    finally:
+        servers.close()
