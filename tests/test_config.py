@@ -72,6 +72,23 @@ def test_valid_config_decodes_to_typed_structs() -> None:
         (broken("routing", {"strategy": "fast"}), "routing.strategy: Invalid enum value 'fast'"),
         (broken("store", "mongodb://x"), "store: Expected `str` matching regex"),
         (
+            broken("routing", {"retries": {"attempts": 0}}),
+            "routing.retries.attempts: Expected `int` >= 1",
+        ),
+        (
+            broken("routing", {"circuit": {"cooldwn": 3}}),
+            "routing.circuit: Object contains unknown field `cooldwn`",
+        ),
+        (
+            broken("routing", {"metrics": {"refresh": 5}}),
+            "routing.metrics.refresh: Expected `float` <= 1.0",
+        ),
+        (
+            broken("routing", {"exploration": {"share": 1.5}}),
+            "routing.exploration.share: Expected `float` <= 1.0",
+        ),
+        (broken("admin", {"key_sha256": "x"}), "admin.key_sha256: Expected `str` matching regex"),
+        (
             broken("limits", {"max_request_bytes": "big"}),
             "limits.max_request_bytes: Expected `int`",
         ),
@@ -131,7 +148,9 @@ def test_production_example_is_valid_with_its_environment(monkeypatch: pytest.Mo
     for name in ("OPENAI_API_KEY", "GROQ_API_KEY", "TOGETHER_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.setenv(name, "sk-test")
     monkeypatch.setenv("SWITCHBOARD_TEAM_A_KEY_SHA256", "ab" * 32)
+    monkeypatch.setenv("SWITCHBOARD_ADMIN_KEY_SHA256", "cd" * 32)
     config = load_config(ROOT / "examples" / "production.yaml")
+    assert config.admin is not None and config.routing.retries.attempts == 2
     assert isinstance(config.auth, AuthConfig)
     assert config.store.startswith("redis://")
     assert {type(p).__name__ for p in config.providers.values()} == {
@@ -171,3 +190,11 @@ def test_double_dollar_escapes_interpolation(monkeypatch: pytest.MonkeyPatch) ->
     provider = config.providers["groq"]
     assert isinstance(provider, OpenAIConfig)
     assert provider.headers == {"x-template": "${LITERAL}"}
+
+
+def test_an_unusable_store_url_is_refused_at_start() -> None:
+    """The scheme passes the pattern; what follows is checked when the store is built."""
+    config = parse_config({"auth": "none", "store": "redis+sentinel://127.0.0.1:26379"})
+    with pytest.raises(ConfigError) as raised:
+        Services(config)
+    assert str(raised.value).startswith("store: redis+sentinel:// needs /service_name")

@@ -17,7 +17,7 @@ the one write; Redis does it in a Lua script (`redis_record.lua`), memory in `ap
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 
 import msgspec
 
@@ -217,14 +217,3 @@ def stats_from(
         cooldown_until=number("cool") or 0.0,
     )
 
-
-def in_flight_fields(replica: str, count: int, now: float) -> dict[str, float]:
-    return {f"if:{replica}": float(count), f"ifat:{replica}": now}
-
-
-def merge_windows(windows: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    merged: dict[str, float] = {}
-    for window in windows:
-        for field, value in window.items():
-            merged[field] = merged.get(field, 0.0) + float(value)
-    return merged
