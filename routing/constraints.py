@@ -9,7 +9,7 @@ import msgspec
 from providers.capabilities import Needs
 from providers.chat_types import ChatRequest
 from routing.deployments import Deployment
-from routing.options import MaxPrice, RouteOptions
+from routing.options import MaxPrice, RouteOptions, RoutingPreferences
 from routing.stats import DeploymentStats
 
 
@@ -27,6 +27,8 @@ class Constraints(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, options: RouteOptions) -> Constraints:
         routing, provider = options.routing, options.provider
+        if provider is None and routing == _NO_PREFERENCES:
+            return _NONE  # most requests: built once, not per request
 
         def names(ours: list[str] | None, openrouter: list[str] | None) -> list[str] | None:
             """`routing`'s list wins; OpenRouter's `provider` one applies without it."""
@@ -60,6 +62,10 @@ class RequestNeeds(msgspec.Struct, frozen=True, kw_only=True):
             prompt_tokens=request.estimated_prompt_tokens(),
             output_limit=request.output_limit or 0,
         )
+
+
+_NO_PREFERENCES = RoutingPreferences()
+_NONE = Constraints()
 
 
 def _limit_exceeded(needs: RequestNeeds, deployment: Deployment) -> str | None:

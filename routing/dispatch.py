@@ -51,11 +51,13 @@ class Served(Generic[T]):
 
 
 class _Backoff:
-    """Exponential backoff with jitter, but never shorter than a Retry-After."""
+    """Exponential backoff with jitter, but never shorter than a Retry-After. `later`:
+    tenacity numbers its tries from the second one (the first runs outside it), so its
+    first wait is the sequence's second."""
 
-    def __init__(self, retries: RetryConfig) -> None:
+    def __init__(self, retries: RetryConfig, *, later: bool = False) -> None:
         self._exponential = wait_exponential_jitter(
-            multiplier=retries.backoff_initial,
+            multiplier=retries.backoff_initial * (2 if later else 1),
             max=retries.backoff_max,
             jitter=retries.backoff_initial,
         )
@@ -66,6 +68,12 @@ class _Backoff:
         if isinstance(error, UpstreamRateLimited) and error.retry_after is not None:
             wait = max(wait, error.retry_after)
         return wait
+
+    def first(self, retrying: AsyncRetrying, error: ProviderError) -> float:
+        """The wait after the first try (outside `retrying`) failed with `error`."""
+        state = RetryCallState(retrying, None, (), {})
+        state.set_exception((type(error), error, error.__traceback__))
+        return self(state)
 
 
 class _PastDeadline(stop_base):
@@ -152,15 +160,27 @@ class Dispatcher:
     ) -> Served[T]:
         retries = self._config.retries
         tries = _Tries(retries)
-
-        retrying = AsyncRetrying(
-            stop=stop_any(
-                stop_after_attempt(retries.attempts), _PastDeadline(deadline, self._clock)
-            ),
-            wait=_Backoff(retries),
-            retry=retry_if_exception(tries.may_retry),
-            reraise=True,
-        )
+        # The first try runs outside tenacity: most requests end there, and tenacity's
+        # async machinery costs tens of microseconds a request. It decides every retry.
+        try:
+            return await self._once(
+                candidate, call, deadline, attempts, probe, keep_in_flight, tries
+            )
+        except ProviderError as error:
+            if retries.attempts == 1 or not tries.may_retry(error):
+                raise
+            retrying = AsyncRetrying(
+                stop=stop_any(
+                    stop_after_attempt(retries.attempts - 1), _PastDeadline(deadline, self._clock)
+                ),
+                wait=_Backoff(retries, later=True),
+                retry=retry_if_exception(tries.may_retry),
+                reraise=True,
+            )
+            pause = _Backoff(retries).first(retrying, error)
+            if self._clock() + pause >= deadline:
+                raise
+        await asyncio.sleep(pause)
         async for attempt in retrying:
             with attempt:
                 return await self._once(

@@ -129,6 +129,8 @@ def ranked(
     weights: BalancedWeights,
 ) -> list[T]:
     """`items` best first (a stable sort: ties keep their order)."""
+    if len(items) < 2:
+        return list(items)  # the common one-deployment model: nothing to score
     values = scores(strategy, shape, [key(item) for item in items], weights)
     order = sorted(range(len(items)), key=values.__getitem__)
     return [items[i] for i in order]

@@ -216,4 +216,3 @@ def stats_from(
         open_until=number("open") or 0.0,
         cooldown_until=number("cool") or 0.0,
     )
-
