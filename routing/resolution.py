@@ -12,7 +12,7 @@ from routing.errors import ModelNotFound
 _SUFFIX_STRATEGY: dict[str, Strategy] = {":floor": "cost", ":nitro": "latency"}
 
 
-class ResolvedModel(msgspec.Struct, kw_only=True):
+class ResolvedModel(msgspec.Struct, frozen=True, kw_only=True):
     canonical: str
     deployments: list[Deployment]
     strategy: Strategy | None = None  # set by a `:floor` / `:nitro` suffix
@@ -21,6 +21,9 @@ class ResolvedModel(msgspec.Struct, kw_only=True):
 class ModelResolver:
     def __init__(self, models: dict[str, list[Deployment]]) -> None:
         self._models = models
+        # names resolve the same way every time: a request pays a dict lookup. Only names
+        # that resolve are kept, so the cache is bounded by the config, not by clients.
+        self._resolved: dict[str, ResolvedModel] = {}
 
     @property
     def models(self) -> dict[str, list[Deployment]]:
@@ -28,6 +31,12 @@ class ModelResolver:
 
     def resolve(self, name: str) -> ResolvedModel:
         """`llama-3.3-70b`, `groq/llama-3.3-70b` (pins that provider), `llama-3.3-70b:floor`."""
+        resolved = self._resolved.get(name)
+        if resolved is None:
+            resolved = self._resolved[name] = self._resolve(name)
+        return resolved
+
+    def _resolve(self, name: str) -> ResolvedModel:
         strategy: Strategy | None = None
         base = name
         for suffix, suffix_strategy in _SUFFIX_STRATEGY.items():

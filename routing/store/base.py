@@ -53,6 +53,7 @@ class MetricsStore:
         self.clock = clock
         self.replica = replica or replica_name()
         self._accumulator = Accumulator(self.config)
+        self._recorded: list[Outcome] = []  # folded into the accumulator off the request path
         self._windows: dict[str, dict[str, float]] = {}
         self._states: dict[str, dict[str, float]] = {}
         self._in_flight: dict[str, int] = {}
@@ -67,7 +68,7 @@ class MetricsStore:
     # --- the request path: no I/O, no awaiting ------------------------------------
 
     def record(self, outcome: Outcome) -> None:
-        self._accumulator.add(outcome)
+        self._recorded.append(outcome)
 
     def started(self, deployment: str) -> None:
         self._in_flight[deployment] = self._in_flight.get(deployment, 0) + 1
@@ -137,6 +138,9 @@ class MetricsStore:
 
     async def _flush(self) -> None:
         now = self.clock()
+        recorded, self._recorded = self._recorded, []
+        for outcome in recorded:
+            self._accumulator.add(outcome)
         deltas = self._accumulator.drain()
         keep_from = oldest_bucket(now, self.config)
         for deployment, delta in deltas.items():
