@@ -37,6 +37,9 @@ def error_code(error: SwitchboardError) -> str:
     return error.code
 
 
+_FLUSH_EVERY = 1024  # answered requests noted before the metrics are updated anyway
+
+
 class _Series:
     """The children one (model, provider, stream) updates, resolved once: `labels()`
     takes a lock and builds a tuple of strings on every call."""
@@ -106,26 +109,46 @@ class GatewayMetrics:
         )
         r.register(DeploymentCollector(scoreboard))
         self._series: dict[tuple[str, str, bool], _Series] = {}
+        self._answered: list[tuple[RoutingMetadata, Usage, bool]] = []
         self._chat_errors: dict[tuple[str, str], Counter] = {}
         self._attempt_errors: dict[tuple[str, str, str], Counter] = {}
 
     # --- the request path ----------------------------------------------------------
 
     def observe(self, metadata: RoutingMetadata, usage: Usage, *, stream: bool) -> None:
-        """An answered request (for a stream: once its last chunk has arrived)."""
-        key = (metadata.model_canonical, metadata.provider, stream)
-        series = self._series.get(key)
-        if series is None:
-            series = self._series[key] = _Series(self, *key)
-        series.requests.inc()
-        series.duration.observe(metadata.latency_ms / 1000)
-        if metadata.ttft_ms is not None:
-            series.ttft.observe(metadata.ttft_ms / 1000)
-        series.prompt.inc(usage.prompt_tokens)
-        series.completion.inc(usage.completion_tokens)
-        series.cost.inc(metadata.cost.usd)
-        if metadata.attempts:
-            self._failed_attempts(metadata.attempts)
+        """An answered request (for a stream: once its last chunk has arrived). Only
+        noted here: prometheus_client's locked updates, several per request, run in
+        `flush()` (at each scrape, and every `_FLUSH_EVERY` requests)."""
+        self._answered.append((metadata, usage, stream))
+        if len(self._answered) >= _FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Bring the counters and histograms up to date with the answered requests."""
+        answered, self._answered = self._answered, []
+        totals: dict[_Series, list[float]] = {}
+        for metadata, usage, stream in answered:
+            key = (metadata.model_canonical, metadata.provider, stream)
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = _Series(self, *key)
+            series.duration.observe(metadata.latency_ms / 1000)
+            if metadata.ttft_ms is not None:
+                series.ttft.observe(metadata.ttft_ms / 1000)
+            total = totals.get(series)
+            if total is None:
+                total = totals[series] = [0.0, 0.0, 0.0, 0.0]
+            total[0] += 1
+            total[1] += usage.prompt_tokens
+            total[2] += usage.completion_tokens
+            total[3] += metadata.cost.usd
+            if metadata.attempts:
+                self._failed_attempts(metadata.attempts)
+        for series, (requests, prompt, completion, cost) in totals.items():
+            series.requests.inc(requests)
+            series.prompt.inc(prompt)
+            series.completion.inc(completion)
+            series.cost.inc(cost)
 
     def failed(self, error: SwitchboardError, *, chat: bool) -> None:
         """An error answer. `chat`: it answers a chat completion request, which then
