@@ -87,11 +87,28 @@ class _PastDeadline(stop_base):
         return self._clock() + (state.upcoming_sleep or 0.0) >= self._deadline
 
 
-class _Tries:
-    """One deployment's tries: whether another may follow the last failure."""
+class _Tries(Generic[T]):
+    """One deployment's tries within a request: what each needs, and whether another
+    may follow the last failure."""
 
-    def __init__(self, retries: RetryConfig) -> None:
-        self._cap = retries.retry_after_cap
+    def __init__(
+        self,
+        candidate: Candidate,
+        call: Callable[[Candidate], Awaitable[T]],
+        deadline: float,
+        attempts: list[Attempt],
+        *,
+        probe: bool,
+        keep_in_flight: bool,
+        retry_after_cap: float,
+    ) -> None:
+        self.candidate = candidate
+        self.call = call
+        self.deadline = deadline
+        self.attempts = attempts  # the request's failed tries, every deployment's
+        self.probe = probe  # the half-open circuit's probe
+        self.keep_in_flight = keep_in_flight  # a stream: it stays in flight after its first chunk
+        self._cap = retry_after_cap
         self.opened = False  # the last failure opened the circuit
 
     def may_retry(self, error: BaseException) -> bool:
@@ -125,7 +142,7 @@ class Dispatcher:
         keep_in_flight: bool = False,
     ) -> Served[T]:
         """`call(candidate)` makes one try. `keep_in_flight`: the caller ends the
-        request later (a stream) and then calls `finished`/`stream_*`."""
+        request later (a stream), then calls `finished` and `succeeded` or `failed`."""
         skipped: list[Availability] = []
         last_error: ProviderError | None = None
         for candidate in plan.candidates:
@@ -138,67 +155,53 @@ class Dispatcher:
             if not availability.usable:
                 skipped.append(availability)
                 continue
-            probe = availability.state == "half_open"
+            tries = _Tries(
+                candidate,
+                call,
+                deadline,
+                attempts,
+                probe=availability.state == "half_open",
+                keep_in_flight=keep_in_flight,
+                retry_after_cap=self._config.retries.retry_after_cap,
+            )
             try:
-                return await self._with_retries(
-                    candidate, call, deadline, attempts, probe, keep_in_flight
-                )
+                return await self._with_retries(tries)
             except ProviderError as error:
                 if not error.fallback:
                     raise
                 last_error = error
         raise self._failure(attempts, skipped, last_error, deadline)
 
-    async def _with_retries(
-        self,
-        candidate: Candidate,
-        call: Callable[[Candidate], Awaitable[T]],
-        deadline: float,
-        attempts: list[Attempt],
-        probe: bool,
-        keep_in_flight: bool,
-    ) -> Served[T]:
+    async def _with_retries(self, tries: _Tries[T]) -> Served[T]:
         retries = self._config.retries
-        tries = _Tries(retries)
         # The first try runs outside tenacity: most requests end there, and tenacity's
         # async machinery costs tens of microseconds a request. It decides every retry.
         try:
-            return await self._once(
-                candidate, call, deadline, attempts, probe, keep_in_flight, tries
-            )
+            return await self._once(tries)
         except ProviderError as error:
             if retries.attempts == 1 or not tries.may_retry(error):
                 raise
             retrying = AsyncRetrying(
                 stop=stop_any(
-                    stop_after_attempt(retries.attempts - 1), _PastDeadline(deadline, self._clock)
+                    stop_after_attempt(retries.attempts - 1),
+                    _PastDeadline(tries.deadline, self._clock),
                 ),
                 wait=_Backoff(retries, later=True),
                 retry=retry_if_exception(tries.may_retry),
                 reraise=True,
             )
             pause = _Backoff(retries).first(retrying, error)
-            if self._clock() + pause >= deadline:
+            if self._clock() + pause >= tries.deadline:
                 raise
         await asyncio.sleep(pause)
         async for attempt in retrying:
             with attempt:
-                return await self._once(
-                    candidate, call, deadline, attempts, probe, keep_in_flight, tries
-                )
+                return await self._once(tries)
         raise AssertionError("tenacity stops by raising")  # pragma: no cover
 
-    async def _once(
-        self,
-        candidate: Candidate,
-        call: Callable[[Candidate], Awaitable[T]],
-        deadline: float,
-        attempts: list[Attempt],
-        probe: bool,
-        keep_in_flight: bool,
-        tries: _Tries,
-    ) -> Served[T]:
-        timeout = deadline - self._clock()
+    async def _once(self, tries: _Tries[T]) -> Served[T]:
+        candidate, probe = tries.candidate, tries.probe
+        timeout = tries.deadline - self._clock()
         if self._config.attempt_timeout is not None:
             timeout = min(timeout, self._config.attempt_timeout)
         if probe:
@@ -208,7 +211,7 @@ class Dispatcher:
         served = False
         try:
             async with asyncio.timeout(max(timeout, 0.0)):
-                result = await call(candidate)
+                result = await tries.call(candidate)
             served = True
             return Served(candidate, result, started, probe)
         except TimeoutError as exc:
@@ -216,11 +219,11 @@ class Dispatcher:
                 f"{candidate.deployment.provider} gave no answer within {timeout:.3g} s",
                 provider=candidate.deployment.provider,
             )
-            tries.opened = self.failed(candidate, error, started, probe, attempts)
+            tries.opened = self.failed(candidate, error, started, probe, tries.attempts)
             raise error from exc
         except ProviderError as error:
             if error.fallback:
-                tries.opened = self.failed(candidate, error, started, probe, attempts)
+                tries.opened = self.failed(candidate, error, started, probe, tries.attempts)
             else:  # the request's own fault: the deployment answered, it is alive
                 self._health.succeeded(candidate.id, was_open=False)
             raise
@@ -229,7 +232,7 @@ class Dispatcher:
                 self._health.probe_abandoned(candidate.id)
             raise
         finally:
-            if not served or not keep_in_flight:
+            if not served or not tries.keep_in_flight:
                 self._store.finished(candidate.id)
 
     # --- outcomes ------------------------------------------------------------------
