@@ -180,3 +180,39 @@ def test_redis_killed_mid_traffic_loses_no_request(
         window = client.hgetall("switchboard:{sim/s1}:window")
     recorded = sum(float(v) for k, v in window.items() if k.decode().endswith(":n"))
     assert recorded >= during - 20  # everything since the restart's empty start, and more
+
+
+def test_a_slow_redis_delays_no_request(
+    own_redis_server: RedisServer, gateway_factory: Callable[[dict[str, Any]], GatewayServer]
+) -> None:
+    """Redis answering nothing for 1.5 s (CLIENT PAUSE) while requests keep coming: each
+    is served at once, and the store says degraded until Redis answers again."""
+    config = {
+        "auth": "none",
+        "store": own_redis_server.url,
+        "providers": {"sim": {"kind": "simulated", "completion_tokens": 4}},
+        "models": {
+            "m": {
+                "deployments": [
+                    {"provider": "sim", "model": "s1", "input_per_mtok": 1, "output_per_mtok": 1}
+                ]
+            }
+        },
+        "routing": {"metrics": {"flush": 0.05, "refresh": 0.1}},
+    }
+    gateway = gateway_factory(config)
+    with httpx.Client(base_url=gateway.url, timeout=10) as client:
+        assert client.get("/readyz").json()["status"] == "ready"
+        with own_redis_server.client() as admin:
+            admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        paused_at = time.monotonic()
+        slowest, states = 0.0, set()
+        while time.monotonic() - paused_at < 1.2:
+            started = time.monotonic()
+            response = client.post("/v1/chat/completions", json={"model": "m", "messages": HELLO})
+            slowest = max(slowest, time.monotonic() - started)
+            assert response.status_code == 200, response.text
+            states.add(client.get("/readyz").json()["status"])
+        assert slowest < 0.25  # no request waited for Redis (its socket timeout is 0.5 s)
+        assert "degraded" in states
+        wait_until(lambda: client.get("/readyz").json()["status"] == "ready", timeout=3.0)
