@@ -117,9 +117,9 @@ class HealthBoard:
         local.consecutive_failures, local.failed_at = seen + 1, now
         cooldown_until = 0.0
         if isinstance(error, UpstreamRateLimited):
-            cooldown = error.retry_after if error.retry_after is not None else None
+            retry_after = error.retry_after
             cooldown_until = now + (
-                cooldown if cooldown is not None else config.rate_limit_cooldown
+                retry_after if retry_after is not None else config.rate_limit_cooldown
             )
             local.cooldown_until = max(local.cooldown_until, cooldown_until)
         open_for: float | None = None
