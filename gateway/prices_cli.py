@@ -73,7 +73,10 @@ async def _in_store(args: argparse.Namespace, config_path: str) -> str:
             "this config's store is memory://, which lives inside the gateway process: "
             "use --gateway URL --admin-key KEY"
         )
-    store = open_store(config.store, config.routing.metrics)
+    try:
+        store = open_store(config.store, config.routing.metrics)
+    except ValueError as exc:
+        raise PricesFailed(f"store: {exc}") from None
     try:
         if args.action == "list":
             await store.sync()
