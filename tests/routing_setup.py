@@ -3,11 +3,31 @@ OpenAI-wire provider of its own), with the routing knobs turned for fast learnin
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 # fast learning: the snapshot is at most ~0.1 s behind the traffic
 FAST_METRICS = {"flush": 0.03, "refresh": 0.05}
 HELLO: list[Any] = [{"role": "user", "content": "hi"}]  # SDK and raw bodies alike
+# request parts that need a capability
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+IMAGE_MESSAGE = {
+    "role": "user",
+    "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+    ],
+}
+
+
+def wait_until(check: Callable[[], bool], timeout: float) -> float:
+    """Poll until `check()` holds; the seconds it took. Fails the test past `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, "not within the time allowed"
+        time.sleep(0.02)
+    return time.monotonic() - started
 
 
 def routed_config(

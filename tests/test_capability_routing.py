@@ -8,16 +8,7 @@ import pytest
 
 from tests.gateway_server import GatewayServer
 from tests.mock_upstream import MockUpstream
-
-HELLO = [{"role": "user", "content": "hi"}]
-TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-IMAGE_MESSAGE = {
-    "role": "user",
-    "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-    ],
-}
+from tests.routing_setup import HELLO, IMAGE_MESSAGE, TOOL
 
 
 def two_deployments(url: str, first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:

@@ -26,16 +26,8 @@ from routing.options import MaxPrice, RouteOptions
 from routing.plan import Plan, Planner
 from routing.resolution import ModelResolver
 from routing.stats import DeploymentStats, PriceOverride, Snapshot, deployment_id, price_key
+from tests.routing_setup import HELLO, IMAGE_MESSAGE, TOOL
 
-HELLO = [{"role": "user", "content": "hi"}]
-TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
-IMAGE_MESSAGE = {
-    "role": "user",
-    "content": [
-        {"type": "text", "text": "what is this?"},
-        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
-    ],
-}
 JSON_SCHEMA = {
     "type": "json_schema",
     "json_schema": {"name": "x", "schema": {"type": "object"}},

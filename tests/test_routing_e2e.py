@@ -15,7 +15,7 @@ import pytest
 
 from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import ErrorReply, HangReply, JSONReply, MockUpstream, completion
-from tests.routing_setup import HELLO, routed_config
+from tests.routing_setup import HELLO, routed_config, wait_until
 
 StartGateway = Callable[[dict[str, Any]], GatewayServer]
 MakeUpstream = Callable[[], MockUpstream]
@@ -41,15 +41,6 @@ def served_by(upstreams: dict[str, MockUpstream]) -> dict[str, int]:
 def scoreboard(gateway: GatewayServer) -> dict[str, dict[str, Any]]:
     rows = httpx.get(f"{gateway.url}/v1/providers", timeout=5).json()["data"]
     return {row["provider"]: row for row in rows}
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.02)
-    return check()
 
 
 # --------------------------------------------------------------------------- strategies
@@ -342,7 +333,7 @@ def test_the_scoreboard_reports_live_statistics(
     client = gateway.sdk()
     for _ in range(5):
         ask(client)
-    assert wait_until(lambda: scoreboard(gateway)["a"]["stats"]["requests"] == 5)
+    wait_until(lambda: scoreboard(gateway)["a"]["stats"]["requests"] == 5, timeout=3.0)
     row = scoreboard(gateway)["a"]
     assert row["model"] == "m" and row["provider_model_id"] == "a-m"
     assert (row["input_per_mtok"], row["output_per_mtok"], row["price_source"]) == (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from routing.config import BalancedWeights, Strategy
@@ -23,12 +25,12 @@ DEFAULT_WEIGHTS = BalancedWeights(cost=0.4, latency=0.4, errors=0.2)
 def cand(
     input_price: float = 1.0,
     output_price: float = 1.0,
-    **stats: float | int | None,
+    **stats: Any,
 ) -> Scored:
     prices = Prices(
         input_per_mtok=input_price, output_per_mtok=output_price, cached_input_per_mtok=input_price
     )
-    return Scored(prices=prices, stats=DeploymentStats(**stats))  # type: ignore[arg-type]
+    return Scored(prices=prices, stats=DeploymentStats(**stats))
 
 
 def names_ranked(
@@ -169,10 +171,10 @@ def test_cost_orders_three_by_price() -> None:
     ],
 )
 def test_expected_latency(
-    limit: int | None, stats: dict[str, float], expected_ms: float | None
+    limit: int | None, stats: dict[str, Any], expected_ms: float | None
 ) -> None:
     shape = RequestShape(prompt_tokens=10, completion_limit=limit)
-    got = expected_latency_ms(shape, DeploymentStats(**stats))  # type: ignore[arg-type]
+    got = expected_latency_ms(shape, DeploymentStats(**stats))
     assert got == (pytest.approx(expected_ms) if expected_ms is not None else None)
 
 

@@ -17,20 +17,28 @@ from tests.gateway_process import GatewayProcess
 from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import JSONReply, MockUpstream, completion
 from tests.redis_server import RedisServer
-from tests.routing_setup import HELLO, routed_config
+from tests.routing_setup import HELLO, routed_config, wait_until
 
 
 def providers_of(gateway: GatewayProcess) -> dict[str, dict[str, Any]]:
     return {row["provider"]: row for row in gateway.get("/v1/providers")["data"]}
 
 
-def wait_until(check: Callable[[], bool], timeout: float) -> float:
-    """Seconds it took; fails the test past `timeout`."""
-    started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, "not within the time allowed"
-        time.sleep(0.05)
-    return time.monotonic() - started
+def simulated_on(store: str, **simulated: Any) -> dict[str, Any]:
+    """Model `m` on one in-process provider (deployment `sim/s1`), with a fast store cycle."""
+    return {
+        "auth": "none",
+        "store": store,
+        "providers": {"sim": {"kind": "simulated", "completion_tokens": 4, **simulated}},
+        "models": {
+            "m": {
+                "deployments": [
+                    {"provider": "sim", "model": "s1", "input_per_mtok": 1, "output_per_mtok": 1}
+                ]
+            }
+        },
+        "routing": {"metrics": {"flush": 0.05, "refresh": 0.1}},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +95,7 @@ def test_a_replica_routes_away_from_what_another_found_slow(fresh: Replicas) -> 
 
     def learned() -> bool:
         rows = providers_of(b)
-        return rows["steady"]["stats"]["requests"] == 3 and rows["quick"]["stats"]["requests"] == 3
+        return all(rows[name]["stats"]["requests"] == 3 for name in ("quick", "steady"))
 
     took = wait_until(learned, timeout=3.0)
     assert providers_of(b)["quick"]["stats"]["latency_ms"] > 250
@@ -129,20 +137,7 @@ def test_a_live_price_reaches_every_replica(fresh: Replicas) -> None:
 def test_redis_killed_mid_traffic_loses_no_request(
     own_redis_server: RedisServer, gateway_factory: Callable[[dict[str, Any]], GatewayServer]
 ) -> None:
-    config = {
-        "auth": "none",
-        "store": own_redis_server.url,
-        "providers": {"sim": {"kind": "simulated", "ttft_ms": 5, "completion_tokens": 4}},
-        "models": {
-            "m": {
-                "deployments": [
-                    {"provider": "sim", "model": "s1", "input_per_mtok": 1, "output_per_mtok": 1}
-                ]
-            }
-        },
-        "routing": {"metrics": {"flush": 0.05, "refresh": 0.1}},
-    }
-    gateway = gateway_factory(config)
+    gateway = gateway_factory(simulated_on(own_redis_server.url, ttft_ms=5))
     statuses: list[int] = []
     stop = threading.Event()
 
@@ -187,20 +182,7 @@ def test_a_slow_redis_delays_no_request(
 ) -> None:
     """Redis answering nothing for 1.5 s (CLIENT PAUSE) while requests keep coming: each
     is served at once, and the store says degraded until Redis answers again."""
-    config = {
-        "auth": "none",
-        "store": own_redis_server.url,
-        "providers": {"sim": {"kind": "simulated", "completion_tokens": 4}},
-        "models": {
-            "m": {
-                "deployments": [
-                    {"provider": "sim", "model": "s1", "input_per_mtok": 1, "output_per_mtok": 1}
-                ]
-            }
-        },
-        "routing": {"metrics": {"flush": 0.05, "refresh": 0.1}},
-    }
-    gateway = gateway_factory(config)
+    gateway = gateway_factory(simulated_on(own_redis_server.url))
     with httpx.Client(base_url=gateway.url, timeout=10) as client:
         assert client.get("/readyz").json()["status"] == "ready"
         with own_redis_server.client() as admin:
