@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from litestar import Request, Response
@@ -17,6 +16,7 @@ from providers.errors import (
     ProviderError,
     RequestTooLarge,
     SwitchboardError,
+    retry_after_header,
 )
 
 log = logging.getLogger("switchboard.errors")
@@ -40,7 +40,7 @@ def error_response(
     if error.status == 429 and "retry-after" not in headers:
         # a client told to slow down is told when to come back, even if upstream did not say
         retry_after = error.retry_after if isinstance(error, ProviderError) else None
-        headers["retry-after"] = str(max(1, math.ceil(retry_after or 1)))
+        headers["retry-after"] = retry_after_header(retry_after)
     return Response(error.to_json(), status_code=error.status, media_type=JSON, headers=headers)
 
 

@@ -223,6 +223,11 @@ def error_for_status(
     )
 
 
+def retry_after_header(seconds: float | None) -> str:
+    """`Retry-After` as clients read it: whole seconds, rounded up, at least 1."""
+    return str(max(1, math.ceil(seconds or 1)))
+
+
 def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """Seconds from OpenAI's `retry-after-ms` or the standard `Retry-After` in its
     delta-seconds form. An HTTP date is rare from LLM APIs: the default cooldown applies."""

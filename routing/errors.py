@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
-
-from providers.errors import InvalidRequest, NotFound, ProviderError
+from providers.errors import InvalidRequest, NotFound, ProviderError, retry_after_header
 from routing.metadata import Attempt
 
 
@@ -35,4 +33,5 @@ class RoutingFailed(ProviderError):
         )
         self.attempts = attempts
         if retry_after is not None:
-            self.headers["retry-after"] = str(max(1, math.ceil(retry_after)))
+            # any status: "no healthy deployment" says when one is tried again, too
+            self.headers["retry-after"] = retry_after_header(retry_after)
