@@ -12,7 +12,7 @@ from providers.base import Provider
 from providers.config import ProviderConfig
 from providers.errors import PermissionDenied
 from providers.registry import build_provider
-from routing.deployments import DeploymentError, resolve_deployments
+from routing.deployments import Deployment, DeploymentError, resolve_deployments
 from routing.model_catalogue import ModelCatalogue, load_catalogue
 from routing.resolution import ModelResolver
 from routing.router import Router
@@ -57,12 +57,15 @@ class Services:
         self.admin = AdminAuthenticator(config.admin)
         self.metrics = GatewayMetrics(self.live_scoreboard)
 
-    def live_scoreboard(self) -> Scoreboard:
-        """Every deployment's live status, from the router in place now."""
-        router = self.router
-        store = router.store
+    def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:
+        """The live status of these models' deployments (default: every model's)."""
+        store = self.store
         return scoreboard(
-            self.models.models, store.snapshot(), router.health, store.status(), store.clock()
+            self.models.models if models is None else models,
+            store.snapshot(),
+            self.router.health,
+            store.status(),
+            store.clock(),
         )
 
     def model_allowed(self, caller: Caller, name: str) -> bool:

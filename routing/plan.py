@@ -93,12 +93,11 @@ class Planner:
         # every name is resolved first: an unknown model is a 404 even if an earlier one serves
         resolved = [self._models.resolve(name) for name in options.models]
         constraints = Constraints.of(options)
+        needs = RequestNeeds.of(request)
         shape = RequestShape(
-            prompt_tokens=request.estimated_prompt_tokens(),
-            completion_limit=request.output_limit,
+            prompt_tokens=needs.prompt_tokens, completion_limit=needs.output_limit or None
         )
         strategy = self.strategy(options, resolved[0])
-        needs = RequestNeeds.of(request)
         refusals: list[str] = []
         plan: list[Candidate] = []
         explored = False

@@ -69,11 +69,9 @@ class GatewayServer:
         """A fresh router on a fresh memory store: what one test taught a gateway that
         several tests share (a cooldown, an open circuit) must not decide the next test."""
         services = self.app.state.services
+        services.store = MetricsStore(self.config.routing.metrics)
         services.router = Router(
-            services.providers,
-            services.models,
-            self.config.routing,
-            MetricsStore(self.config.routing.metrics),
+            services.providers, services.models, self.config.routing, services.store
         )
 
     def sdk(self, api_key: str = "sk-client-key") -> openai.OpenAI:

@@ -59,13 +59,13 @@ def _deployment(status: DeploymentStatus) -> DeploymentInfo:
 
 
 def _info(services: Services, name: str) -> ModelInfo:
-    router = services.router
-    snapshot, now = router.store.snapshot(), router.store.clock()
+    health = services.router.health
+    snapshot, now = services.store.snapshot(), services.store.clock()
     return ModelInfo(
         id=name,
         description=services.descriptions[name],
         deployments=[
-            _deployment(deployment_status(name, d, snapshot, router.health, now))
+            _deployment(deployment_status(name, d, snapshot, health, now))
             for d in services.models.models[name]
         ],
     )

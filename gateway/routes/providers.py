@@ -9,7 +9,6 @@ from litestar import Request, Response, get
 from litestar.datastructures import State
 
 from gateway.errors import JSON
-from gateway.scoreboard import scoreboard
 from gateway.services import Services
 
 
@@ -17,17 +16,10 @@ from gateway.services import Services
 async def list_providers(request: Request[Any, Any, Any], state: State) -> Response[bytes]:
     services: Services = state.services
     caller = services.auth.authenticate(request.headers)
-    router = services.router
     visible = {
         name: deployments
         for name, deployments in services.models.models.items()
         if caller.allows(name)
     }
-    board = scoreboard(
-        visible,
-        router.store.snapshot(),
-        router.health,
-        router.store.status(),
-        router.store.clock(),
-    )
+    board = services.live_scoreboard(visible)
     return Response(msgspec.json.encode(board), media_type=JSON)
