@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 
 import msgspec
 
@@ -37,6 +37,14 @@ class CompletedCall(msgspec.Struct, kw_only=True):
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 3)
+
+
+# What one try at one candidate does. By default the chat operation of the candidate's
+# provider; an ingress for another API passes its own (a native operation on the
+# deployments that speak that API, a translation onto chat for the others), and still
+# gets the same plan, retries, fallbacks, health and accounting.
+CompleteCall = Callable[[Candidate], Awaitable[ProviderResponse]]
+OpenStream = Callable[[Candidate], AsyncGenerator[StreamChunk, None]]
 
 
 def _call(candidate: Candidate, request: ChatRequest, request_id: str) -> ProviderCall:
@@ -107,14 +115,24 @@ class Router:
         )
 
     async def complete(
-        self, request: ChatRequest, options: RouteOptions, request_id: str
+        self,
+        request: ChatRequest,
+        options: RouteOptions,
+        request_id: str,
+        *,
+        plan: Plan | None = None,
+        call: CompleteCall | None = None,
     ) -> CompletedCall:
-        plan = self.plan(request, options)
+        """`plan`: one made earlier by `plan()` (a caller that must see the candidates
+        before dispatch, e.g. to admit the request); `call`: see `CompleteCall`."""
+        plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
 
-        async def call(candidate: Candidate) -> ProviderResponse:
+        async def chat(candidate: Candidate) -> ProviderResponse:
             provider = self._providers[candidate.deployment.provider]
             return await provider.complete(_call(candidate, request, request_id))
+
+        call = call or chat
 
         deadline = self.clock() + self._config.deadline
         served = await self._dispatcher.run(plan, call, deadline, attempts)
@@ -143,18 +161,31 @@ class Router:
         )
 
     async def stream(
-        self, request: ChatRequest, options: RouteOptions, request_id: str
+        self,
+        request: ChatRequest,
+        options: RouteOptions,
+        request_id: str,
+        *,
+        plan: Plan | None = None,
+        open_stream: OpenStream | None = None,
     ) -> RoutedStream:
         """Open the stream and wait for its first chunk, so that a failure up to then is
-        still retried or falls back, and at worst is an ordinary error response."""
-        plan = self.plan(request, options)
+        still retried or falls back, and at worst is an ordinary error response.
+        `plan` and `open_stream`: as `complete`'s `plan` and `call`."""
+        plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
+
+        def chat(candidate: Candidate) -> AsyncGenerator[StreamChunk, None]:
+            provider = self._providers[candidate.deployment.provider]
+            return provider.stream(_call(candidate, request, request_id))
+
+        opener = open_stream or chat
 
         async def call(
             candidate: Candidate,
         ) -> tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]:
             provider = self._providers[candidate.deployment.provider]
-            chunks = provider.stream(_call(candidate, request, request_id))
+            chunks = opener(candidate)
             try:
                 first = await anext(chunks)
             except StopAsyncIteration as exc:
