@@ -4,8 +4,11 @@ nothing can serve gets an error naming why."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import msgspec
 
+from providers.base import Provider
 from providers.capabilities import Needs
 from providers.chat_types import ChatRequest
 from routing.deployments import Deployment
@@ -48,12 +51,31 @@ class Constraints(msgspec.Struct, frozen=True, kw_only=True):
         )
 
 
-class RequestNeeds(msgspec.Struct, frozen=True, kw_only=True):
-    """The request's side of every deployment check, worked out once per plan."""
+class Fit(msgspec.Struct, frozen=True, kw_only=True):
+    """What one deployment's provider makes of a request, beyond the checks routing does
+    itself: why it cannot serve the request at all, or which of its parameters it would
+    drop (and name to the client)."""
 
-    capabilities: Needs
-    prompt_tokens: int
-    output_limit: int  # 0: not set
+    refused: str | None = None
+    dropped: tuple[str, ...] = ()
+
+
+FITS = Fit()
+# Asked once per deployment while planning. Each API has its own: chat asks the
+# provider's `unsupported_params`; an embeddings request whether the provider embeds at
+# all; a legacy completion whether it speaks that API.
+Screen = Callable[[Provider, Deployment], Fit]
+
+
+class RequestNeeds(msgspec.Struct, frozen=True, kw_only=True):
+    """The request's side of every deployment check, worked out once per plan. Whatever
+    the API (chat, embeddings, legacy completions, ...), this is all planning reads of a
+    request: an ingress for another API builds one rather than a chat body."""
+
+    capabilities: Needs = msgspec.field(default_factory=Needs)
+    prompt_tokens: int  # estimated
+    output_limit: int = 0  # 0: not set
+    screen: Screen | None = None  # None: every deployment takes the request as it is
 
     @classmethod
     def of(cls, request: ChatRequest) -> RequestNeeds:
@@ -61,7 +83,16 @@ class RequestNeeds(msgspec.Struct, frozen=True, kw_only=True):
             capabilities=Needs.of(request),
             prompt_tokens=request.estimated_prompt_tokens(),
             output_limit=request.output_limit or 0,
+            screen=_chat_screen(request),
         )
+
+
+def _chat_screen(request: ChatRequest) -> Screen:
+    def screen(provider: Provider, deployment: Deployment) -> Fit:
+        dropped = provider.unsupported_params(request, deployment.capabilities)
+        return Fit(dropped=tuple(dropped)) if dropped else FITS
+
+    return screen
 
 
 _NO_PREFERENCES = RoutingPreferences()

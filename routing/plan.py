@@ -15,7 +15,7 @@ import msgspec
 from providers.base import Provider
 from providers.chat_types import ChatRequest
 from routing.config import RoutingConfig, Strategy
-from routing.constraints import Constraints, RequestNeeds, refusal
+from routing.constraints import FITS, Constraints, RequestNeeds, refusal
 from routing.deployments import Deployment, Prices
 from routing.errors import NoCandidate
 from routing.exploration import pick_exploration
@@ -43,6 +43,8 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
     strategy: Strategy
     candidates: list[Candidate]  # in the order to try
     explored: bool = False  # the first candidate was put there to explore
+    # the request's estimated prompt size: what an answer without usage is priced on
+    prompt_tokens: int = 0
 
 
 def live_prices(canonical: str, deployment: Deployment, snapshot: Snapshot) -> Deployment:
@@ -88,12 +90,18 @@ class Planner:
         return model.strategy or self._config.strategy
 
     def plan(
-        self, request: ChatRequest, options: RouteOptions, snapshot: Snapshot, now: float
+        self,
+        request: ChatRequest | RequestNeeds,
+        options: RouteOptions,
+        snapshot: Snapshot,
+        now: float,
     ) -> Plan:
+        """`request`: a chat request, or what another API's request needs (see
+        `RequestNeeds`)."""
         # every name is resolved first: an unknown model is a 404 even if an earlier one serves
         resolved = [self._models.resolve(name) for name in options.models]
         constraints = Constraints.of(options)
-        needs = RequestNeeds.of(request)
+        needs = request if isinstance(request, RequestNeeds) else RequestNeeds.of(request)
         shape = RequestShape(
             prompt_tokens=needs.prompt_tokens, completion_limit=needs.output_limit or None
         )
@@ -102,7 +110,7 @@ class Planner:
         plan: list[Candidate] = []
         explored = False
         for position, model in enumerate(resolved):
-            allowed = self._allowed(request, needs, model, snapshot, constraints, refusals)
+            allowed = self._allowed(needs, model, snapshot, constraints, refusals)
             if not allowed:
                 continue
             best_first = ranked(allowed, _scored, strategy, shape, self._config.balanced)
@@ -130,11 +138,15 @@ class Planner:
                 "No deployment can serve this request: " + "; ".join(refusals) + ".",
                 param="model",
             )
-        return Plan(strategy=strategy, candidates=plan, explored=explored)
+        return Plan(
+            strategy=strategy,
+            candidates=plan,
+            explored=explored,
+            prompt_tokens=needs.prompt_tokens,
+        )
 
     def _allowed(
         self,
-        request: ChatRequest,
         needs: RequestNeeds,
         model: ResolvedModel,
         snapshot: Snapshot,
@@ -147,12 +159,12 @@ class Planner:
             key = deployment_id(deployment.provider, deployment.model)
             stats = snapshot.of(key)
             why = refusal(needs, deployment, stats, constraints)
-            dropped: list[str] = []
-            if why is None:
-                provider = self._providers[deployment.provider]
-                dropped = provider.unsupported_params(request, deployment.capabilities)
-                if dropped and constraints.require_parameters:
-                    why = "cannot honour " + ", ".join(dropped)
+            fit = FITS
+            if why is None and needs.screen is not None:
+                fit = needs.screen(self._providers[deployment.provider], deployment)
+                why = fit.refused
+                if why is None and fit.dropped and constraints.require_parameters:
+                    why = "cannot honour " + ", ".join(fit.dropped)
             if why is not None:
                 refusals.append(f"{deployment.provider}/{model.canonical} {why}")
                 continue
@@ -162,7 +174,7 @@ class Planner:
                     deployment=deployment,
                     id=key,
                     stats=stats,
-                    dropped_params=tuple(dropped),
+                    dropped_params=fit.dropped,
                 )
             )
         return allowed

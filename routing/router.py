@@ -17,6 +17,7 @@ from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.chat_types import ChatRequest, Usage
 from providers.errors import ProviderError, UpstreamTimeout
 from routing.config import RoutingConfig
+from routing.constraints import RequestNeeds
 from routing.cost import cost_of
 from routing.dispatch import Dispatcher, Served
 from routing.health import HealthBoard
@@ -45,6 +46,13 @@ def _ms(seconds: float) -> float:
 # gets the same plan, retries, fallbacks, health and accounting.
 CompleteCall = Callable[[Candidate], Awaitable[ProviderResponse]]
 OpenStream = Callable[[Candidate], AsyncGenerator[StreamChunk, None]]
+
+
+def _chat(request: ChatRequest | RequestNeeds) -> ChatRequest:
+    if isinstance(request, RequestNeeds):
+        # only a chat request has a default operation: another API brings its own
+        raise TypeError("a request described by its RequestNeeds needs its own operation")
+    return request
 
 
 def _call(candidate: Candidate, request: ChatRequest, request_id: str) -> ProviderCall:
@@ -79,7 +87,8 @@ class Router:
         )
         self._dispatcher = Dispatcher(self.store, self.health, config, clock)
 
-    def plan(self, request: ChatRequest, options: RouteOptions) -> Plan:
+    def plan(self, request: ChatRequest | RequestNeeds, options: RouteOptions) -> Plan:
+        """`request`: a chat request, or what another API's request needs of routing."""
         return self._planner.plan(request, options, self.store.snapshot(), self.store.clock())
 
     def metadata_for(
@@ -116,7 +125,7 @@ class Router:
 
     async def complete(
         self,
-        request: ChatRequest,
+        request: ChatRequest | RequestNeeds,
         options: RouteOptions,
         request_id: str,
         *,
@@ -124,16 +133,11 @@ class Router:
         call: CompleteCall | None = None,
     ) -> CompletedCall:
         """`plan`: one made earlier by `plan()` (a caller that must see the candidates
-        before dispatch, e.g. to admit the request); `call`: see `CompleteCall`."""
+        before dispatch, e.g. to admit the request); `call`: see `CompleteCall` (required
+        when `request` is a `RequestNeeds`)."""
+        call = call or self._chat_call(_chat(request), request_id)
         plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
-
-        async def chat(candidate: Candidate) -> ProviderResponse:
-            provider = self._providers[candidate.deployment.provider]
-            return await provider.complete(_call(candidate, request, request_id))
-
-        call = call or chat
-
         deadline = self.clock() + self._config.deadline
         served = await self._dispatcher.run(plan, call, deadline, attempts)
         latency = self.clock() - served.started
@@ -141,7 +145,8 @@ class Router:
         usage, estimated = response.usage, False
         if usage is None:
             produced = completion_tokens_in(response.body)
-            usage, estimated = estimated_usage(request, completion_tokens=produced), True
+            usage = estimated_usage(plan.prompt_tokens, completion_tokens=produced)
+            estimated = True
         self._dispatcher.succeeded(served.candidate, served.probe, latency, usage.completion_tokens)
         metadata = self.metadata_for(
             served.candidate,
@@ -162,7 +167,7 @@ class Router:
 
     async def stream(
         self,
-        request: ChatRequest,
+        request: ChatRequest | RequestNeeds,
         options: RouteOptions,
         request_id: str,
         *,
@@ -172,14 +177,9 @@ class Router:
         """Open the stream and wait for its first chunk, so that a failure up to then is
         still retried or falls back, and at worst is an ordinary error response.
         `plan` and `open_stream`: as `complete`'s `plan` and `call`."""
+        opener = open_stream or self._chat_stream(_chat(request), request_id)
         plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
-
-        def chat(candidate: Candidate) -> AsyncGenerator[StreamChunk, None]:
-            provider = self._providers[candidate.deployment.provider]
-            return provider.stream(_call(candidate, request, request_id))
-
-        opener = open_stream or chat
 
         async def call(
             candidate: Candidate,
@@ -199,7 +199,21 @@ class Router:
 
         deadline = self.clock() + self._config.deadline
         served = await self._dispatcher.run(plan, call, deadline, attempts, keep_in_flight=True)
-        return RoutedStream(self, self._dispatcher, served, plan, request, request_id, attempts)
+        return RoutedStream(self, self._dispatcher, served, plan, request_id, attempts)
+
+    def _chat_call(self, request: ChatRequest, request_id: str) -> CompleteCall:
+        async def chat(candidate: Candidate) -> ProviderResponse:
+            provider = self._providers[candidate.deployment.provider]
+            return await provider.complete(_call(candidate, request, request_id))
+
+        return chat
+
+    def _chat_stream(self, request: ChatRequest, request_id: str) -> OpenStream:
+        def chat(candidate: Candidate) -> AsyncGenerator[StreamChunk, None]:
+            provider = self._providers[candidate.deployment.provider]
+            return provider.stream(_call(candidate, request, request_id))
+
+        return chat
 
     @property
     def deadline(self) -> float:
@@ -215,7 +229,6 @@ class RoutedStream:
         dispatcher: Dispatcher,
         served: Served[tuple[StreamChunk, AsyncGenerator[StreamChunk, None]]],
         plan: Plan,
-        request: ChatRequest,
         request_id: str,
         attempts: list[Attempt],
     ) -> None:
@@ -224,7 +237,7 @@ class RoutedStream:
         self._router = router
         self._dispatcher = dispatcher
         self._strategy = plan.strategy
-        self._request = request
+        self._prompt_tokens = plan.prompt_tokens
         self.request_id = request_id
         self._attempts = attempts
         self._started = served.started
@@ -278,7 +291,7 @@ class RoutedStream:
         """The upstream's usage, or our own count when it sent none (see `usage_estimated`)."""
         if self._usage is not None:
             return self._usage
-        return estimated_usage(self._request, completion_tokens=self._output_chunks)
+        return estimated_usage(self._prompt_tokens, completion_tokens=self._output_chunks)
 
     @property
     def usage_estimated(self) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import msgspec
 
-from providers.chat_types import ChatRequest, Usage
+from providers.chat_types import Usage
 
 
-def estimated_usage(request: ChatRequest, *, completion_tokens: int) -> Usage:
-    """When the upstream reports no usage: our own count (a token per streamed delta)."""
-    prompt = request.estimated_prompt_tokens()
+def estimated_usage(prompt: int, *, completion_tokens: int) -> Usage:
+    """When the upstream reports no usage: our own count (`prompt`: the plan's estimate
+    of the request; a token per streamed delta)."""
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion_tokens,
@@ -22,7 +22,8 @@ class _AnswerMessage(msgspec.Struct):
 
 
 class _AnswerChoice(msgspec.Struct):
-    message: _AnswerMessage | None = None
+    message: _AnswerMessage | None = None  # chat
+    text: str | None = None  # legacy completions
 
 
 class _AnswerText(msgspec.Struct):
@@ -35,5 +36,8 @@ def completion_tokens_in(body: bytes) -> int:
         answer = msgspec.json.decode(body, type=_AnswerText)
     except msgspec.MsgspecError:
         return 0
-    text = sum(len(c.message.content or "") for c in answer.choices if c.message is not None)
+    text = sum(
+        len((c.message.content if c.message is not None else None) or c.text or "")
+        for c in answer.choices
+    )
     return (text + 3) // 4
