@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 
@@ -55,6 +56,12 @@ def create_app(config: Config) -> Litestar:
             Exception: handle_unexpected,
         },
         request_max_body_size=config.limits.max_request_bytes,
+        # browsers may read answers only from the origins the config lists; none without
+        cors_config=(
+            CORSConfig(allow_origins=config.cors.allow_origins, allow_credentials=False)
+            if config.cors is not None and config.cors.allow_origins
+            else None
+        ),
         openapi_config=None,
         logging_config=None,
         debug=False,

@@ -90,6 +90,10 @@ def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
         raise InvalidRequest(
             f"The request body is not valid JSON: {exc}.", code="invalid_json"
         ) from None
+    except RecursionError:  # nesting beyond what the decoder can follow
+        raise InvalidRequest(
+            "The request body is nested too deeply.", code="json_too_deep"
+        ) from None
 
     typed: dict[str, Any] = {}
     options: dict[str, Any] = {}
@@ -116,7 +120,10 @@ def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[
         functions = _decode_field("functions", fields["functions"], _LEGACY_DECODERS)
         tools = [{"type": "function", "function": f} for f in functions]
         raw["tools"] = Raw(_encode(tools))
-        typed["tools"] = _DECODERS["tools"].decode(raw["tools"])
+        try:
+            typed["tools"] = _DECODERS["tools"].decode(raw["tools"])
+        except msgspec.ValidationError as exc:  # an entry that is no function definition
+            raise _field_error("functions", _without_wrapper(exc)) from None
     if "function_call" in fields and "tool_choice" not in fields:
         call = _decode_field("function_call", fields["function_call"], _LEGACY_DECODERS)
         choice: Any = call if isinstance(call, str) else {"type": "function", "function": call}
@@ -126,6 +133,12 @@ def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[
         )
     raw.pop("functions", None)
     raw.pop("function_call", None)
+
+
+def _without_wrapper(exc: msgspec.ValidationError) -> msgspec.ValidationError:
+    """An error at `$[i].function...` of the converted tools, as at `$[i]...` of the
+    `functions` the client sent."""
+    return msgspec.ValidationError(str(exc).replace("].function", "]", 1))
 
 
 class _FunctionName(msgspec.Struct):

@@ -15,6 +15,12 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from gateway.governance.config import (
+    AuthConfig,
+    CorsConfig,
+    GovernanceConfig,
+    LimitsConfig,
+)
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
 
@@ -40,31 +46,10 @@ class ConfigError(Exception):
     """A config problem, always phrased `path: reason`."""
 
 
-class Budget(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    daily: Annotated[float, Meta(ge=0)] | None = None
-    monthly: Annotated[float, Meta(ge=0)] | None = None
-
-
-class GatewayKey(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    name: str
-    key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
-    budget_usd: Budget | None = None
-    rpm: Annotated[int, Meta(ge=1)] | None = None
-    allowed_models: list[str] = msgspec.field(default_factory=lambda: ["*"])
-
-
-class AuthConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    keys: list[GatewayKey]
-
-
 class AdminConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """The admin key (`/v1/admin/...`: live prices); without it those endpoints are off."""
 
     key_sha256: Annotated[str, Meta(pattern=r"^[0-9a-fA-F]{64}$")]
-
-
-class LimitsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    max_request_bytes: Annotated[int, Meta(ge=1024)] = 20_000_000
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -78,6 +63,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
     limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
     admin: AdminConfig | None = None
+    governance: GovernanceConfig = msgspec.field(default_factory=GovernanceConfig)
+    cors: CorsConfig | None = None
 
 
 class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -90,6 +77,8 @@ class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     routing: Any = None
     limits: Any = None
     admin: Any = None
+    governance: Any = None
+    cors: Any = None
 
 
 def _interpolate(value: Any, path: str) -> Any:
@@ -154,6 +143,8 @@ def parse_config(document: Any) -> Config:
 
 
 def _check_references(config: Config) -> None:
+    if isinstance(config.auth, AuthConfig):
+        _check_auth(config.auth)
     for model_name, model in config.models.items():
         for i, deployment in enumerate(model.deployments):
             if deployment.provider not in config.providers:
@@ -161,6 +152,19 @@ def _check_references(config: Config) -> None:
                     f"models.{model_name}.deployments[{i}].provider: "
                     f"unknown provider '{deployment.provider}'"
                 )
+
+
+def _check_auth(auth: AuthConfig) -> None:
+    teams = {team.name for team in auth.teams}
+    if len(teams) != len(auth.teams):
+        raise ConfigError("auth.teams: two teams have the same name")
+    names: set[str] = set()
+    for i, key in enumerate(auth.keys):
+        if key.name in names:
+            raise ConfigError(f"auth.keys[{i}].name: another key is also named '{key.name}'")
+        names.add(key.name)
+        if key.team is not None and key.team not in teams:
+            raise ConfigError(f"auth.keys[{i}].team: unknown team '{key.team}'")
 
 
 def load_config(path: str | Path) -> Config:

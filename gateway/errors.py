@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from gateway.accounting import Accounts
 from gateway.metrics import GatewayMetrics
 from gateway.request_ids import request_id_for
 from providers.errors import (
@@ -31,10 +32,11 @@ def error_response(
     *,
     metrics: GatewayMetrics | None = None,
     chat: bool = False,
+    extra_headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
     if metrics is not None:
         metrics.failed(error, chat=chat)
-    headers = dict(error.headers)
+    headers = {**extra_headers, **error.headers} if extra_headers else dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
     if error.status == 429 and "retry-after" not in headers:
@@ -53,11 +55,23 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
 def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Response[bytes]:
     # no services before the lifespan has run (or if it failed): nothing to count on
     services = getattr(request.app.state, "services", None)
+    request_id = _request_id(request)
+    extra: dict[str, str] | None = None
+    if services is not None:
+        # every error answer closes its request's account; a request refused before a
+        # handler opened one (unknown route, wrong method) is accounted under its path
+        account = Accounts.current(request.scope)
+        if account is None:
+            account = services.accounts.open(request.scope, request.scope["path"])
+            account.request_id = request_id
+        account.failed(error)
+        extra = account.headers
     return error_response(
         error,
-        _request_id(request),
+        request_id,
         metrics=services.metrics if services is not None else None,
         chat=request.scope["path"] == _CHAT_PATH,
+        extra_headers=extra,
     )
 
 

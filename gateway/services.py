@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
+from gateway.accounting import Accounts
 from gateway.auth import AdminAuthenticator, Authenticator, Caller
-from gateway.config import AuthConfig, Config, ConfigError
+from gateway.config import Config, ConfigError
+from gateway.governance.admission import Governance
+from gateway.governance.config import AuthConfig
+from gateway.governance.factory import open_governance_store
+from gateway.governance.settlement import Settler
 from gateway.metrics import GatewayMetrics
 from gateway.scoreboard import Scoreboard, scoreboard
 from providers.base import Provider
@@ -56,6 +61,12 @@ class Services:
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
         self.admin = AdminAuthenticator(config.admin)
         self.metrics = GatewayMetrics(self.live_scoreboard)
+        # the request pipeline's two ends: admission before dispatch, accounts after
+        self.governance = Governance(
+            config.governance, open_governance_store(config.store), config.routing.deadline
+        )
+        self.accounts = Accounts()
+        self.accounts.add_sink(Settler(self.governance.store))
 
     def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:
         """The live status of these models' deployments (default: every model's)."""
@@ -71,7 +82,7 @@ class Services:
     def model_allowed(self, caller: Caller, name: str) -> bool:
         """A key's `allowed_models` patterns match the name as sent or its canonical model
         (so `llama-*` also admits `groq/llama-3.3-70b` and `llama-3.3-70b:floor`)."""
-        return caller.allows(name) or caller.allows(self.models.resolve(name).canonical)
+        return caller.allows(name, self.models.resolve(name).canonical)
 
     def check_model_allowed(self, caller: Caller, name: str) -> None:
         if not self.model_allowed(caller, name):
@@ -83,7 +94,11 @@ class Services:
         """Background work: the store's flush and refresh loop (never fails on the store
         being down: the gateway then serves degraded)."""
         await self.store.start()
+        await self.governance.store.start()
+        await self.accounts.start()
 
     async def aclose(self) -> None:
+        await self.accounts.aclose()  # settles what is still batched
+        await self.governance.store.aclose()
         await self.store.aclose()
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

@@ -1,4 +1,4 @@
-"""POST /v1/chat/completions"""
+"""POST /v1/chat/completions: the request pipeline (see gateway/pipeline.py)."""
 
 from __future__ import annotations
 
@@ -9,42 +9,51 @@ from litestar.types import ASGIApp
 
 from gateway.answers import sse_events, success_headers, with_metadata
 from gateway.chat_decoding import decode_chat_body
+from gateway.governance.input_limits import check_output_cap, check_request
+from gateway.pipeline import begin, read_json
 from gateway.raw_response import JSONBytes
-from gateway.services import Services
+
+ENDPOINT = "chat.completions"
 
 
 @post("/v1/chat/completions", status_code=200)
 async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
     request_id: str = request.scope["state"]["request_id"]  # set by the middleware
-    # read from the app rather than injected: a `state` parameter costs a State copy and
-    # a signature-model pass on every request
-    services: Services = request.app.state.services
-    caller = services.auth.authenticate(request.headers)
-    chat, options = decode_chat_body(await request.body())
+    services, account, caller = begin(request, ENDPOINT)
+    chat, options = decode_chat_body(await read_json(request, services))
+    account.model = options.models[0]
+    account.stream = chat.stream
+    check_request(chat, services.config.limits)
     for name in options.models:
         services.check_model_allowed(caller, name)
+        check_output_cap(chat.output_limit, name, services.models.resolve(name).deployments)
+
+    plan = services.router.plan(chat, options)
+    await services.governance.admit(account, caller, plan, output_tokens=chat.output_limit)
 
     if chat.stream:
-        stream = await services.router.stream(chat, options, request_id)
+        stream = await services.router.stream(chat, options, request_id, plan=plan)
         headers = {
             "x-switchboard-provider": stream.candidate.deployment.provider,
             "x-switchboard-model": stream.candidate.deployment.model,
             "cache-control": "no-cache",
             "x-accel-buffering": "no",  # nginx in front must not buffer the stream
+            **account.headers,
         }
         if stream.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
         return ASGIStreamingResponse(
-            iterator=sse_events(stream, services.metrics),
+            iterator=sse_events(stream, services.metrics, account),
             media_type="text/event-stream",
             headers=headers,
         )
 
-    completed = await services.router.complete(chat, options, request_id)
+    completed = await services.router.complete(chat, options, request_id, plan=plan)
     services.metrics.observe(completed.metadata, completed.usage, stream=False)
-    return JSONBytes(
-        with_metadata(completed.response.body, completed.metadata),
-        success_headers(
-            completed.metadata, with_cost=True, dropped_params=completed.dropped_params
-        ),
+    account.succeeded(completed.metadata, completed.usage)
+    headers = success_headers(
+        completed.metadata, with_cost=True, dropped_params=completed.dropped_params
     )
+    if account.headers:
+        headers.update(account.headers)
+    return JSONBytes(with_metadata(completed.response.body, completed.metadata), headers)

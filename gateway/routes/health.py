@@ -27,9 +27,11 @@ async def readyz(state: State) -> Response[bytes]:
     replica's own statistics, reconnecting in the background."""
     services: Services = state.services
     status = services.store.status()
+    governance = services.governance.store.status()  # limits and budgets: see governance.md
+    degraded = status.degraded or governance.degraded
     body = Readiness(
-        status="degraded" if status.degraded else "ready",
+        status="degraded" if degraded else "ready",
         store=status.backend,
-        detail=status.detail,
+        detail="; ".join(d for d in (status.detail, governance.detail) if d) or None,
     )
     return Response(msgspec.json.encode(body), media_type=JSON)

@@ -1,0 +1,14 @@
+"""The governance store named by the config's `store:` URL (the same one routing uses)."""
+
+from __future__ import annotations
+
+from gateway.governance.store import GovernanceStore
+
+
+def open_governance_store(url: str) -> GovernanceStore:
+    """Nothing connects here; a Redis store that is down at start serves degraded."""
+    if url.startswith("memory://"):
+        return GovernanceStore()
+    from gateway.governance.redis_store import RedisGovernanceStore
+
+    return RedisGovernanceStore(url)
