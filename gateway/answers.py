@@ -20,11 +20,45 @@ _encode = msgspec.json.encode
 _DONE = b"data: [DONE]\n\n"
 
 
-def with_metadata(body: bytes, metadata: RoutingMetadata) -> bytes:
-    """Splice `routing_metadata` into a JSON object without re-encoding the rest of it."""
+def with_field(body: bytes, name: bytes, value: bytes) -> bytes:
+    """Splice a field (name and JSON value as bytes) into the end of a JSON object,
+    without re-encoding the rest of it."""
     head = body.rstrip()[:-1].rstrip()  # drop the closing brace
     separator = b"" if head.endswith(b"{") else b","
-    return head + separator + b'"routing_metadata":' + _encode(metadata) + b"}"
+    return head + separator + b'"' + name + b'":' + value + b"}"
+
+
+class _UsageSpan(msgspec.Struct):
+    usage: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_usage_span = msgspec.json.Decoder(_UsageSpan)
+_usage_fields = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def with_usage_cost(body: bytes, usd: float) -> bytes:
+    """OpenRouter's convention: the answer's `usage` object also carries `cost` (USD),
+    for clients written against OpenRouter. A body without a usage object is unchanged."""
+    try:
+        raw = bytes(_usage_span.decode(body).usage)
+        if not raw.startswith(b"{"):
+            return body  # none, or `null`: no usage to add a cost to
+        if b'"cost"' in raw:  # an upstream's own (OpenRouter's): ours replaces it
+            fields = _usage_fields.decode(raw)
+            fields["cost"] = msgspec.Raw(_encode(usd))
+            usage = _encode(fields)
+        else:
+            usage = with_field(raw, b"cost", _encode(usd))
+    except msgspec.MsgspecError:
+        return body
+    start = body.rfind(raw)  # the top-level usage object: it is near the end
+    return body[:start] + usage + body[start + len(raw) :]
+
+
+def with_metadata(body: bytes, metadata: RoutingMetadata) -> bytes:
+    """`routing_metadata` spliced into the answer (and its cost into `usage.cost`)."""
+    body = with_usage_cost(body, metadata.cost.usd)
+    return with_field(body, b"routing_metadata", _encode(metadata))
 
 
 def success_headers(

@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException
 
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
+from gateway.ingress.embeddings.route import embeddings
 from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.chat import chat_completions
@@ -37,6 +38,7 @@ def create_app(config: Config) -> Litestar:
     return Litestar(
         route_handlers=[
             chat_completions,
+            embeddings,
             list_models,
             get_model,
             list_providers,

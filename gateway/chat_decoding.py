@@ -2,7 +2,9 @@
 
 The body is parsed once into `{field: raw bytes}`; each known field's bytes are then
 decoded into its declared type, so range and shape checks happen in msgspec, and the raw
-bytes of every field the client sent are kept for forwarding untouched.
+bytes of every field the client sent are kept for forwarding untouched. The steps are
+public (`decode_fields`, `field_decoders`, `decode_field`, `route_options`): every
+OpenAI-shaped endpoint decodes its body the same way.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ _fields_decoder = msgspec.json.Decoder(dict[str, Raw])
 _AT = re.compile(r" - at `\$(.*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`")
 # consumed by the gateway, never forwarded upstream
-_ROUTING_FIELDS = ("models", "gateway", "routing", "provider")
+ROUTING_FIELDS = ("models", "gateway", "routing", "provider")
 
 
 def _nullable(tp: Any) -> Any:
@@ -35,11 +37,16 @@ def _nullable(tp: Any) -> Any:
     return Union[(*kept, None)]
 
 
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
-    field.name: msgspec.json.Decoder(_nullable(field.type))
-    for field in msgspec.structs.fields(ChatRequest)
-    if field.name != "raw"
-}
+def field_decoders(struct: type[msgspec.Struct]) -> dict[str, msgspec.json.Decoder[Any]]:
+    """A decoder per field of a request Struct (but `raw`), each reading `null` as unset."""
+    return {
+        field.name: msgspec.json.Decoder(_nullable(field.type))
+        for field in msgspec.structs.fields(struct)
+        if field.name != "raw"
+    }
+
+
+_DECODERS = field_decoders(ChatRequest)
 _OPTION_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     "models": msgspec.json.Decoder(list[str] | None),
     "gateway": msgspec.json.Decoder(GatewayOptions | None),
@@ -63,14 +70,17 @@ def _field_error(name: str, exc: msgspec.ValidationError) -> InvalidRequest:
     return InvalidRequest(f"Invalid value for '{path}': {text}.", param=path)
 
 
-def _decode_field(name: str, value: Raw, decoders: dict[str, msgspec.json.Decoder[Any]]) -> Any:
+def decode_field(name: str, value: Raw, decoders: dict[str, msgspec.json.Decoder[Any]]) -> Any:
+    """One field's bytes as its type; a 400 naming the field (and the path inside it)."""
     try:
         return decoders[name].decode(value)
     except msgspec.ValidationError as exc:
         raise _field_error(name, exc) from None
 
 
-def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
+def decode_fields(body: bytes) -> dict[str, Raw]:
+    """The body's top-level fields, each as the client's bytes; a 400 unless the body is
+    a JSON object in UTF-8."""
     # msgspec leaves the strings inside `Raw` values unchecked: without this, bad bytes
     # crash a later field decode or are forwarded upstream as they are
     if not body.isascii():
@@ -94,30 +104,32 @@ def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
         raise InvalidRequest(
             "The request body is nested too deeply.", code="json_too_deep"
         ) from None
+    return fields
 
+
+def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
+    fields = decode_fields(body)
     typed: dict[str, Any] = {}
-    options: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _OPTION_DECODERS:
-            options[name] = _decode_field(name, value, _OPTION_DECODERS)
-        elif name in _DECODERS:
-            decoded = _decode_field(name, value, _DECODERS)
+        if name in _DECODERS:
+            decoded = decode_field(name, value, _DECODERS)
             if decoded is not None:
                 typed[name] = decoded
     if "messages" not in typed:
         raise InvalidRequest(
             "Missing required parameter: 'messages'.", param="messages", code="missing_field"
         )
-    raw = {k: v for k, v in fields.items() if k not in _ROUTING_FIELDS and k != "extensions"}
+    raw = {k: v for k, v in fields.items() if k not in ROUTING_FIELDS and k != "extensions"}
     _convert_functions(fields, typed, raw)
     request = ChatRequest(**typed, raw=raw)
-    return request, _route_options(request, options)
+    model = request.model if isinstance(request.model, str) else None
+    return request, route_options(model, fields)
 
 
 def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[str, Raw]) -> None:
     """The deprecated `functions` / `function_call` become `tools` / `tool_choice`."""
     if "functions" in fields and "tools" not in fields:
-        functions = _decode_field("functions", fields["functions"], _LEGACY_DECODERS)
+        functions = decode_field("functions", fields["functions"], _LEGACY_DECODERS)
         tools = [{"type": "function", "function": f} for f in functions]
         raw["tools"] = Raw(_encode(tools))
         try:
@@ -125,12 +137,10 @@ def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[
         except msgspec.ValidationError as exc:  # an entry that is no function definition
             raise _field_error("functions", _without_wrapper(exc)) from None
     if "function_call" in fields and "tool_choice" not in fields:
-        call = _decode_field("function_call", fields["function_call"], _LEGACY_DECODERS)
+        call = decode_field("function_call", fields["function_call"], _LEGACY_DECODERS)
         choice: Any = call if isinstance(call, str) else {"type": "function", "function": call}
         raw["tool_choice"] = Raw(_encode(choice))
-        typed["tool_choice"] = _decode_field(
-            "function_call", raw["tool_choice"], _DECODERS_BY_ALIAS
-        )
+        typed["tool_choice"] = decode_field("function_call", raw["tool_choice"], _DECODERS_BY_ALIAS)
     raw.pop("functions", None)
     raw.pop("function_call", None)
 
@@ -152,9 +162,15 @@ _LEGACY_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 _DECODERS_BY_ALIAS = {"function_call": _DECODERS["tool_choice"]}
 
 
-def _route_options(request: ChatRequest, options: dict[str, Any]) -> RouteOptions:
+def route_options(model: str | None, fields: dict[str, Raw]) -> RouteOptions:
+    """The routing controls of a body (`model`, `models`, `gateway`, `routing`,
+    `provider`), from its fields and the `model` it names."""
+    options: dict[str, Any] = {
+        name: decode_field(name, fields[name], _OPTION_DECODERS)
+        for name in ROUTING_FIELDS
+        if name in fields
+    }
     gateway: GatewayOptions | None = options.get("gateway")
-    model = request.model if isinstance(request.model, str) else None
     if gateway is not None and gateway.models and model is not None:
         raise InvalidRequest(
             "Send either 'model' or 'gateway.models', not both.",

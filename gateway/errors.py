@@ -23,7 +23,8 @@ from providers.errors import (
 log = logging.getLogger("switchboard.errors")
 
 JSON = "application/json"
-_CHAT_PATH = "/v1/chat/completions"  # its errors are also chat requests in the metrics
+# errors answering these are also failed requests in the metrics
+_ROUTED_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings"})
 
 
 def error_response(
@@ -70,7 +71,7 @@ def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Respons
         error,
         request_id,
         metrics=services.metrics if services is not None else None,
-        chat=request.scope["path"] == _CHAT_PATH,
+        chat=request.scope["path"] in _ROUTED_PATHS,
         extra_headers=extra,
     )
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from providers.capabilities import Capabilities, droppable_unsupported
 from providers.chat_types import ChatRequest, Usage
+
+if TYPE_CHECKING:
+    from providers.embeddings import EmbeddingsAPI
 
 
 class ProviderCall(msgspec.Struct, kw_only=True):
@@ -47,6 +51,8 @@ class Provider(ABC):
 
     # what this API can do for any model; the model catalogue and config refine it
     capabilities: Capabilities = Capabilities()
+    # operations beside chat, where the upstream API has them (None: it has not)
+    embeddings: EmbeddingsAPI | None = None
 
     def __init__(self, name: str) -> None:
         self.name = name

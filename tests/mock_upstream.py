@@ -15,7 +15,9 @@ Typical use::
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 import threading
 import time
 from collections import deque
@@ -137,6 +139,70 @@ def default_chunks(
     return chunks
 
 
+def embedding_vector(index: int, dimensions: int = 4) -> list[float]:
+    """The default embeddings answer's vectors: exact in float32, so a base64 round trip
+    returns them unchanged."""
+    return [round((index + 1) * 0.125 + i * 0.25, 3) for i in range(dimensions)]
+
+
+def embedding_answer(
+    vectors: list[list[float]],
+    model: str = DEFAULT_MODEL,
+    base64_encoded: bool = False,
+    prompt_tokens: int = 5,
+) -> dict[str, Any]:
+    """An OpenAI embeddings answer (`encoding_format: base64`: little-endian float32)."""
+
+    def encoded(vector: list[float]) -> list[float] | str:
+        if not base64_encoded:
+            return vector
+        return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encoded(v)}
+            for i, v in enumerate(vectors)
+        ],
+        "model": model,
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+    }
+
+
+def text_completion(
+    text: str = DEFAULT_TEXT,
+    finish_reason: str = "stop",
+    model: str = DEFAULT_MODEL,
+    usage: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A legacy `text_completion` answer (POST /v1/completions)."""
+    return {
+        "id": "cmpl-mock",
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": "fp_mock",
+        "choices": [{"text": text, "index": 0, "logprobs": None, "finish_reason": finish_reason}],
+        "usage": usage or make_usage(),
+    }
+
+
+def text_chunks(model: str = DEFAULT_MODEL, include_usage: bool = False) -> list[dict[str, Any]]:
+    """A legacy completion stream: one `text_completion` object per piece, the last with
+    `finish_reason`, then (include_usage) one with `choices: []` and the usage."""
+    chunks = []
+    for i, piece in enumerate(DEFAULT_PIECES):
+        chunk_ = text_completion(piece, model=model)
+        chunk_["choices"][0]["finish_reason"] = "stop" if i == len(DEFAULT_PIECES) - 1 else None
+        del chunk_["usage"]
+        chunks.append(chunk_)
+    if include_usage:
+        closing = text_completion(model=model)
+        closing["choices"] = []
+        chunks.append(closing)
+    return chunks
+
+
 # --------------------------------------------------------------------------- replies
 
 
@@ -199,7 +265,15 @@ class HangReply:
     """Never answer (until the client disconnects or the server stops)."""
 
 
-Reply = JSONReply | RawReply | ErrorReply | SSEReply | HangReply
+@dataclass
+class ComputedReply:
+    """The reply worked out from the request: for requests that arrive concurrently, whose
+    order a FIFO queue cannot know."""
+
+    make: Callable[[RecordedRequest], Reply]
+
+
+Reply = JSONReply | RawReply | ErrorReply | SSEReply | HangReply | ComputedReply
 
 
 def _client_port(request: web.Request) -> int | None:
@@ -366,23 +440,24 @@ class MockUpstream:
                 decoded = json.loads(body) if body else None
             except ValueError:
                 decoded = None
+            record = RecordedRequest(
+                method=request.method,
+                path=request.path,
+                raw_path=request.raw_path.partition("?")[0],
+                query=dict(request.query),
+                headers={k.lower(): v for k, v in request.headers.items()},
+                body=body,
+                json=decoded,
+                client_port=_client_port(request),
+            )
             with self._cond:
-                self._requests.append(
-                    RecordedRequest(
-                        method=request.method,
-                        path=request.path,
-                        raw_path=request.raw_path.partition("?")[0],
-                        query=dict(request.query),
-                        headers={k.lower(): v for k, v in request.headers.items()},
-                        body=body,
-                        json=decoded,
-                        client_port=_client_port(request),
-                    )
-                )
+                self._requests.append(record)
                 reply = self._queue.popleft() if self._queue else self._default
                 self._cond.notify_all()
             if reply is None:
                 reply = _builtin_reply(request.method, request.path, decoded)
+            while isinstance(reply, ComputedReply):
+                reply = reply.make(record)
             return await self._respond(request, reply, decoded)
         except (asyncio.CancelledError, ConnectionResetError):
             # Cancelled by aiohttp because the peer closed, or by our own stop().
@@ -454,9 +529,25 @@ class MockUpstream:
 
 
 def _builtin_reply(method: str, path: str, req: Any) -> Reply:
-    if method == "POST" and path.rstrip("/") == "/v1/chat/completions":
-        stream = isinstance(req, dict) and req.get("stream") is True
-        return SSEReply() if stream else JSONReply()
+    route = path.rstrip("/")
+    body = req if isinstance(req, dict) else {}
+    if method == "POST" and route == "/v1/chat/completions":
+        return SSEReply() if body.get("stream") is True else JSONReply()
+    if method == "POST" and route == "/v1/embeddings":
+        inputs = body.get("input")
+        if not inputs:
+            return ErrorReply(400, "'input' is a required property", param="input")
+        count = len(inputs) if isinstance(inputs, list) and not isinstance(inputs[0], int) else 1
+        size = body.get("dimensions") or 4
+        vectors = [embedding_vector(i, size) for i in range(count)]
+        base64_encoded = body.get("encoding_format") == "base64"
+        return JSONReply(embedding_answer(vectors, _request_model(req), base64_encoded))
+    if method == "POST" and route == "/v1/completions":
+        if body.get("stream") is not True:
+            return JSONReply(text_completion(model=_request_model(req)))
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and options.get("include_usage") is True
+        return SSEReply(list(text_chunks(_request_model(req), usage)))
     # What api.openai.com answers for an unknown route.
     return ErrorReply(404, f"Invalid URL ({method} {path})")
 

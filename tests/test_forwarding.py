@@ -97,6 +97,12 @@ def with_extras(value: dict[str, Any], **extras: Any) -> dict[str, Any]:
     return {**value, **extras}
 
 
+def with_cost(value: dict[str, Any], metadata: dict[str, Any]) -> dict[str, Any]:
+    """The upstream's object as the gateway passes it on: `usage.cost` added (OpenRouter's
+    convention), the same number as `routing_metadata.cost.usd`."""
+    return {**value, "usage": {**value["usage"], "cost": metadata["cost"]["usd"]}}
+
+
 # --------------------------------------------------------------------------- request fields
 
 
@@ -263,11 +269,11 @@ def test_completion_comes_back_unchanged_plus_metadata(
     received = response.json()
     assert list(received) == [*scripted, "routing_metadata"]
     answer, metadata = split_metadata(response.content)
-    assert answer == scripted
+    assert answer == with_cost(scripted, metadata)
     assert metadata["provider"] == "mock"
     assert metadata["cost"]["estimated"] is False
-    # spliced in, not re-encoded: the provider's bytes come first, untouched
-    assert response.content.startswith(raw.rstrip()[:-1].rstrip())
+    # spliced in, not re-encoded: the provider's bytes up to its usage come first, untouched
+    assert response.content.startswith(raw[: raw.index(b'"usage"')])
 
 
 def test_stream_chunks_come_back_byte_identical(
@@ -288,9 +294,9 @@ def test_stream_chunks_come_back_byte_identical(
     assert events[-1] == DONE
     *passed, closing = events[:-1]
     assert passed == [compact(c) for c in scripted[:-1]]
-    assert closing.startswith(compact(usage)[:-1] + b',"routing_metadata":')
+    assert closing.startswith(compact(usage)[: compact(usage).index(b'"usage"')])
     answer, metadata = split_metadata(closing)
-    assert answer == usage
+    assert answer == with_cost(usage, metadata)
     assert metadata["cost"]["estimated"] is False
     assert metadata["cost"]["usd"] == pytest.approx((7 * 2.0 + 2 * 8.0) / 1e6)
 
@@ -338,8 +344,8 @@ def test_sse_parsing_robustness(gateway: GatewayServer, upstream: MockUpstream) 
     assert events[-1] == DONE
     received = [json.loads(e) for e in events[:-1]]
     assert received[:-1] == chunks[:-1]
-    received[-1].pop("routing_metadata")
-    assert received[-1] == chunks[-1]
+    metadata = received[-1].pop("routing_metadata")
+    assert received[-1] == with_cost(chunks[-1], metadata)
     # one line per event, as OpenAI sends them, for the simplest of SSE clients
     for event in events:
         assert b"\n" not in event

@@ -201,11 +201,11 @@ def test_recording(mock_upstream: MockUpstream) -> None:
 
 
 def test_unknown_path_is_404_unless_scripted(mock_upstream: MockUpstream) -> None:
-    r = httpx.post(f"{mock_upstream.url}/embeddings", json={})
+    r = httpx.post(f"{mock_upstream.url}/moderations", json={})
     assert r.status_code == 404
     assert r.json()["error"]["type"] == "invalid_request_error"
     mock_upstream.enqueue(JSONReply({"object": "list", "data": []}))
-    assert httpx.post(f"{mock_upstream.url}/embeddings", json={}).json()["object"] == "list"
+    assert httpx.post(f"{mock_upstream.url}/moderations", json={}).json()["object"] == "list"
 
 
 def test_enqueue_fifo_then_default(mock_upstream: MockUpstream) -> None:

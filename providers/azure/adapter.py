@@ -13,6 +13,7 @@ from urllib.parse import quote
 from providers.azure.config import AzureConfig
 from providers.base import ProviderCall
 from providers.openai.adapter import OpenAIWireProvider
+from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.presets import ForwardingProfile
 
 
@@ -25,16 +26,27 @@ class AzureOpenAIProvider(OpenAIWireProvider):
         super().__init__(name, config, config.profile_over(ForwardingProfile()), credentials)
         self._endpoint = config.endpoint.rstrip("/")
         self._api_version = quote(config.api_version, safe="")
-        self._urls: dict[str, str] = {}
+        self._urls: dict[tuple[str, str], str] = {}
+        self.embeddings = OpenAIEmbeddings(
+            name,
+            self._http,
+            self._headers,
+            lambda model: self.operation_url(model, "embeddings"),
+            self.extension,
+        )
 
     def url_for(self, call: ProviderCall) -> str:
-        # the deployment is in the path; the body's `model` (kept, as the openai SDK's
-        # AzureOpenAI client sends it too) is ignored by Azure
-        url = self._urls.get(call.model)
+        return self.operation_url(call.model, "chat/completions")
+
+    def operation_url(self, deployment: str, operation: str) -> str:
+        """`operation` (`chat/completions`, `embeddings`, ...) of one Azure deployment.
+        The deployment is in the path; the body's `model` (kept, as the openai SDK's
+        AzureOpenAI client sends it too) is ignored by Azure."""
+        url = self._urls.get((deployment, operation))
         if url is None:
             url = (
-                f"{self._endpoint}/openai/deployments/{quote(call.model, safe='')}"
-                f"/chat/completions?api-version={self._api_version}"
+                f"{self._endpoint}/openai/deployments/{quote(deployment, safe='')}"
+                f"/{operation}?api-version={self._api_version}"
             )
-            self._urls[call.model] = url
+            self._urls[(deployment, operation)] = url
         return url

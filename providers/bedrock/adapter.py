@@ -10,6 +10,7 @@ import msgspec
 
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.bedrock.config import BedrockConfig
+from providers.bedrock.embeddings import BedrockEmbeddings
 from providers.bedrock.errors import classify_http_error
 from providers.bedrock.extra import require_botocore
 from providers.bedrock.request import build_request, dropped_params, is_anthropic_model
@@ -51,6 +52,9 @@ class BedrockProvider(Provider):
         )
         self._headers = {**config.headers, "content-type": "application/json"}
         self._http = config.http_client(name)
+        self.embeddings = BedrockEmbeddings(
+            name, self._http, self._signer, self._endpoint, config.headers
+        )
 
     def capabilities_for(self, model: str) -> Capabilities:
         # only Claude thinks through Converse: for other models `reasoning_effort` is

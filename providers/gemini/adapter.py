@@ -13,6 +13,7 @@ from providers.capabilities import Capabilities
 from providers.chat_types import ChatRequest
 from providers.errors import ProviderError, UpstreamProtocolError, UpstreamStreamCut
 from providers.gemini.config import GeminiConfig
+from providers.gemini.embeddings import GeminiEmbeddings
 from providers.gemini.errors import classify_error, classify_status
 from providers.gemini.request import gemini_body
 from providers.gemini.response import (
@@ -90,6 +91,7 @@ class GeminiProvider(Provider):
         self._headers = headers
         self._stream_headers = {**headers, "accept": "text/event-stream"}
         self._http = config.http_client(name)
+        self.embeddings = GeminiEmbeddings(name, self._http, headers, self._url, _model_path)
 
     def unsupported_params(self, request: ChatRequest, capabilities: Capabilities) -> list[str]:
         dropped = super().unsupported_params(request, capabilities)

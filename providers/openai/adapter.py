@@ -24,6 +24,7 @@ from providers.errors import (
     UpstreamUnavailable,
 )
 from providers.openai.config import OpenAIConfig, UpstreamOptions
+from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.errors import classify_status
 from providers.openai.presets import ForwardingProfile
 from providers.openai.wire import ChunkView, UpstreamErrorDetail, chunk_decoder, completion_decoder
@@ -205,7 +206,12 @@ class OpenAIProvider(OpenAIWireProvider):
     def __init__(self, name: str, config: OpenAIConfig) -> None:
         headers = {"authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         super().__init__(name, config, config.profile(), headers)
-        self._url = config.resolved_base_url.rstrip("/") + "/chat/completions"
+        base_url = config.resolved_base_url.rstrip("/")
+        self._url = base_url + "/chat/completions"
+        embeddings_url = base_url + "/embeddings"
+        self.embeddings = OpenAIEmbeddings(
+            name, self._http, self._headers, lambda _: embeddings_url, self.extension
+        )
 
     def url_for(self, call: ProviderCall) -> str:
         return self._url

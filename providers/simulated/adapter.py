@@ -30,6 +30,7 @@ from providers.chat_types import (
 )
 from providers.errors import error_for_status
 from providers.simulated.config import SimulatedConfig
+from providers.simulated.embeddings import SimulatedEmbeddings
 
 _encode = msgspec.json.encode
 
@@ -40,6 +41,12 @@ class SimulatedProvider(Provider):
         self._config = config
         self._random = random.Random(config.seed)
         self._words = config.text.split() or ["token"]
+        self.embeddings = SimulatedEmbeddings(config.embedding_dimensions, self._first_byte)
+
+    async def _first_byte(self) -> None:
+        """The wait before an answer starts, and the configured share of failures."""
+        await self._sleep_ms(self._config.ttft_ms)
+        self._maybe_fail()
 
     def _maybe_fail(self) -> None:
         if self._config.failure_rate and self._random.random() < self._config.failure_rate:

@@ -18,3 +18,5 @@ class SimulatedConfig(
     failure_status: Annotated[int, Meta(ge=400, le=599)] = 503
     text: str = "This is a simulated answer from Switchboard."
     seed: int | None = None  # fixes the failure draws, for tests and demos
+    # the size of embeddings when a request sets no `dimensions`
+    embedding_dimensions: Annotated[int, Meta(ge=1, le=65536)] = 1536
