@@ -1,4 +1,4 @@
-"""`switchboard serve`, `check-config`, `loadgen` and `prices`."""
+"""`switchboard serve`, `check-config`, `loadgen`, `prices` and `simulate`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from gateway.config import EMBEDDED_CONFIG, Config, ConfigError, load_config
 from gateway.loadgen.options import add_arguments as add_loadgen_arguments
 from gateway.prices_cli import add_arguments as add_prices_arguments
 from gateway.services import Services
+from gateway.simulate_cli import add_arguments as add_simulate_arguments
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
 
@@ -109,6 +110,12 @@ def _prices(args: argparse.Namespace) -> int:
     return run(args, str(_config_path(None)))
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from gateway.simulate_cli import run
+
+    return run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     prices = commands.add_parser("prices", help="override deployment prices live")
     add_prices_arguments(prices)
     prices.set_defaults(run=_prices)
+
+    simulate = commands.add_parser(
+        "simulate", help="run a routing scenario in virtual time and report how it routed"
+    )
+    add_simulate_arguments(simulate)
+    simulate.set_defaults(run=_simulate)
 
     args = parser.parse_args(argv)
     code: int = args.run(args)

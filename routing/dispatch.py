@@ -11,6 +11,7 @@ circuit and falls back.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
@@ -20,7 +21,6 @@ from tenacity import (
     retry_if_exception,
     stop_after_attempt,
     stop_any,
-    wait_exponential_jitter,
 )
 from tenacity.stop import stop_base
 
@@ -53,17 +53,18 @@ class Served(Generic[T]):
 class _Backoff:
     """Exponential backoff with jitter, but never shorter than a Retry-After. `later`:
     tenacity numbers its tries from the second one (the first runs outside it), so its
-    first wait is the sequence's second."""
+    first wait is the sequence's second. The jitter comes from the router's random
+    source (not tenacity's global one), so a seeded router backs off the same each run."""
 
-    def __init__(self, retries: RetryConfig, *, later: bool = False) -> None:
-        self._exponential = wait_exponential_jitter(
-            multiplier=retries.backoff_initial * (2 if later else 1),
-            max=retries.backoff_max,
-            jitter=retries.backoff_initial,
-        )
+    def __init__(self, retries: RetryConfig, draw: random.Random, *, later: bool = False) -> None:
+        self._initial = retries.backoff_initial * (2 if later else 1)
+        self._max = retries.backoff_max
+        self._jitter = retries.backoff_initial
+        self._draw = draw
 
     def __call__(self, state: RetryCallState) -> float:
-        wait = float(self._exponential(state))
+        exponential = self._initial * 2.0 ** min(state.attempt_number - 1, 64)
+        wait = min(self._max, exponential + self._draw.uniform(0, self._jitter))
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, UpstreamRateLimited) and error.retry_after is not None:
             wait = max(wait, error.retry_after)
@@ -126,11 +127,13 @@ class Dispatcher:
         health: HealthBoard,
         config: RoutingConfig,
         clock: Callable[[], float],
+        draw: random.Random | None = None,
     ) -> None:
         self._store = store
         self._health = health
         self._config = config
         self._clock = clock
+        self._draw = draw or random.Random()
 
     async def run(
         self,
@@ -186,11 +189,11 @@ class Dispatcher:
                     stop_after_attempt(retries.attempts - 1),
                     _PastDeadline(tries.deadline, self._clock),
                 ),
-                wait=_Backoff(retries, later=True),
+                wait=_Backoff(retries, self._draw, later=True),
                 retry=retry_if_exception(tries.may_retry),
                 reraise=True,
             )
-            pause = _Backoff(retries).first(retrying, error)
+            pause = _Backoff(retries, self._draw).first(retrying, error)
             if self._clock() + pause >= tries.deadline:
                 raise
         await asyncio.sleep(pause)

@@ -82,10 +82,15 @@ class Router:
         # a decision is in the snapshot once the flush that wrote it has been read back
         settle = 2 * config.metrics.flush + config.metrics.refresh
         self.health = HealthBoard(config.circuit, self.store.clock, settle)
-        self._planner = Planner(
-            providers, models, config, draw or random.Random(config.exploration.seed)
-        )
-        self._dispatcher = Dispatcher(self.store, self.health, config, clock)
+        self._draw = draw or random.Random(config.exploration.seed)
+        self._planner = Planner(providers, models, config, self._draw)
+        self._dispatcher = Dispatcher(self.store, self.health, config, clock, self._draw)
+
+    def use_models(self, models: ModelResolver) -> None:
+        """Serve another set of models from now on (a config reload, or the simulator's
+        deployment added live); statistics, health and in-flight counts carry on. Every
+        provider the new models name must be in the router's `providers` mapping."""
+        self._planner = Planner(self._providers, models, self._config, self._draw)
 
     def plan(self, request: ChatRequest | RequestNeeds, options: RouteOptions) -> Plan:
         """`request`: a chat request, or what another API's request needs of routing."""

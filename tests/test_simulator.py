@@ -1,0 +1,138 @@
+"""The routing simulator: the real router in virtual time on scripted deployments. The
+harness itself (deterministic, wired to the real dispatcher and store, scenario files
+checked), then routing behaviours that depend on time, asserted on it rather than on a
+loaded machine's clock."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from gateway.cli import main
+from routing.simulator.report import Report, report
+from routing.simulator.runner import simulate
+from routing.simulator.scenario import (
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    shipped_scenarios,
+)
+
+
+def scenario_of(text: dict[str, Any]) -> Scenario:
+    return msgspec.convert(text, Scenario)
+
+
+def run(source: str | Scenario, **changes: Any) -> Report:
+    scenario = load_scenario(source) if isinstance(source, str) else source
+    if changes:
+        scenario = msgspec.structs.replace(scenario, **changes)
+    return report(simulate(scenario))
+
+
+# --------------------------------------------------------------------------- the harness
+
+
+def test_the_same_scenario_gives_the_same_report() -> None:
+    first = msgspec.json.encode(run("independent"))
+    assert first == msgspec.json.encode(run("independent"))
+    assert first != msgspec.json.encode(run("independent", seed=2))
+
+
+def test_time_is_virtual_and_every_phase_runs_its_length() -> None:
+    trace = simulate(load_scenario("independent"))
+    assert [round(p.ended - p.started, 6) for p in trace.phases] == [20.0, 20.0, 20.0]
+    # 8 clients kept busy for a minute at 300-900 ms an answer
+    assert len(trace.requests) > 1000
+    assert all(r.ended >= r.started for r in trace.requests)
+
+
+def test_failures_go_through_the_real_dispatcher_retries_and_fallbacks() -> None:
+    trace = simulate(
+        scenario_of(
+            {
+                "deployments": {
+                    "broken": {"latency_ms": 100, "error_rate": 1.0, "error_status": 503},
+                    "spare": {"latency_ms": 400},
+                },
+                "routing": {"exploration": {"share": 0.0}},
+                "phases": [{"name": "down", "duration": 3}],
+            }
+        )
+    )
+    assert trace.requests and all(r.status == 200 for r in trace.requests)
+    assert {r.provider for r in trace.requests} == {"spare"}
+    failed = [t for t in trace.tries if t.deployment == "broken"]
+    assert {t.status for t in failed} == {503}
+    # each of the 8 clients' first requests tried it first and once more (retries.attempts
+    # 2) before falling back; then its circuit was open (5 failures in a row)
+    first = trace.requests[0].id
+    assert [t.request_id for t in failed].count(first) == 2
+    assert 5 <= len(failed) <= 16
+    assert max(t.started for t in failed) < 0.5
+
+
+def test_a_price_set_live_reaches_routing_through_the_store() -> None:
+    result = run("price-change")
+    before, after = result.phases
+    assert before.shares["cheap"] > 0.9
+    assert after.shares["middle"] > 0.9 and after.shares["cheap"] < 0.05
+
+
+def test_replicas_share_one_store() -> None:
+    trace = simulate(load_scenario("replicas"))
+    assert {r.replica for r in trace.requests} == {0, 1}
+
+
+def test_a_deployment_added_live_is_routed_to() -> None:
+    added = run("added-live").phases[1]
+    assert added.shares["new"] > 0.5
+
+
+@pytest.mark.parametrize("name", shipped_scenarios())
+def test_every_shipped_scenario_runs_without_client_errors(name: str) -> None:
+    result = run(name)
+    assert result.requests > 0
+    assert [p.client_errors for p in result.phases] == [0] * len(result.phases)
+
+
+def test_a_broken_scenario_says_what_is_wrong(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("deployments: {a: {}}\nphases: [{name: p, duration: 1, best: b}]\n")
+    with pytest.raises(ScenarioError, match="unknown best 'b'"):
+        load_scenario(path)
+    path.write_text("deployments: {a: {latency_ms: -1}}\nphases: [{name: p, duration: 1}]\n")
+    with pytest.raises(ScenarioError, match=r"deployments\[\.\.\.\]\.latency_ms"):
+        load_scenario(path)
+    with pytest.raises(ScenarioError, match="no-such"):
+        load_scenario(tmp_path / "no-such.yaml")
+
+
+def test_the_command_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["simulate", "degrade"]) == 0
+    shown = capsys.readouterr().out
+    assert "fast-doubles" in shown and "best share" in shown
+    assert main(["simulate", "degrade", "--json", "--strategy", "cost"]) == 0
+    parsed = json.loads(capsys.readouterr().out)
+    assert parsed["strategy"] == "cost" and len(parsed["phases"]) == 2
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("phases: []\n")
+    assert main(["simulate", str(bad)]) == 1
+    assert "invalid scenario" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- routing in time
+
+
+def test_latency_moves_off_a_slow_provider_and_probes_it_again() -> None:
+    """Was an end-to-end test that raced the machine's clock; here in virtual time."""
+    scenario = load_scenario("recover")
+    fast_probes = {"exploration": {"share": 0.25, "min_samples": 2, "stale_after": 0.15}}
+    slow, healed = run(scenario, routing=fast_probes).phases
+    assert slow.shares["steady"] > 0.6  # the traffic moved to the fastest
+    assert slow.shares["fast"] > 0.01  # ... while the slow one keeps a probe share
+    assert healed.best == "fast" and healed.best_share > 0.5  # and it wins traffic back
