@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import msgspec
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
-
-from routing.simulator.report import Report, report
-from routing.simulator.runner import simulate
 from routing.simulator.scenario import ScenarioError, load_scenario, shipped_scenarios
+
+if TYPE_CHECKING:  # rich and the simulator load only when the command runs
+    from rich.table import Table
+    from rich.text import Text
+
+    from routing.simulator.report import Report
 
 _BLOCKS = " ▁▂▃▄▅▆▇█"
 _COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "red", "bright_white")
@@ -53,6 +53,8 @@ def _shares(shares: dict[str, float] | None) -> str:
 
 
 def phase_table(result: Report) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{result.scenario}: {result.strategy}, {result.replicas} replica(s)")
     for column in (
         "phase",
@@ -93,6 +95,8 @@ def phase_table(result: Report) -> Table:
 
 def share_chart(result: Report) -> Text:
     """One row per deployment: its share of the first tries, slice by slice."""
+    from rich.text import Text
+
     chart = Text()
     width = max(len(name) for name in result.deployments)
     for i, name in enumerate(result.deployments):
@@ -118,6 +122,12 @@ def share_chart(result: Report) -> Text:
 
 
 def run(args: argparse.Namespace) -> int:
+    import msgspec
+    from rich.console import Console
+
+    from routing.simulator.report import report
+    from routing.simulator.runner import simulate
+
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)  # a file or a pipe: no wrapping inside the table
