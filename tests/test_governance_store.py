@@ -42,6 +42,9 @@ async def store(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[G
         servers: RedisClusterServers | RedisSentinelServers = request.getfixturevalue(fixture)
         url = servers.url
         prefix = f"sbtest-{request.node.name[-40:].replace('[', '-').replace(']', '')}"
+    # these tests are about what the store decides, not about a slow Redis: timeouts far
+    # above what a loaded machine's event loop may take to connect 50 clients at once
+    url += ("&" if "?" in url else "?") + "socket_timeout=10&socket_connect_timeout=10"
     store = RedisGovernanceStore(url, prefix=prefix, clock=clock, server_time=False)
     await store.start()
     assert not store.status().degraded
