@@ -111,6 +111,11 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[bytes]:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception(
+        "unhandled error on %s %s request_id=%s",
+        request.method,
+        request.url.path,
+        _request_id(request),
+    )
     error = SwitchboardError("The gateway failed to handle this request.", code="internal_error")
     return _answer(request, error)

@@ -1,4 +1,5 @@
-"""ASGI middleware: the request id every answer carries."""
+"""ASGI middleware: the request id every answer carries, and the request's correlation
+(its id and W3C trace context) for the upstream calls and log lines it causes."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.request_ids import acceptable_request_id, new_request_id
+from providers import correlation
+from providers.correlation import Correlation, valid_traceparent, valid_tracestate
 
 _HEADER = b"x-request-id"
+_TRACEPARENT = b"traceparent"
+_TRACESTATE = b"tracestate"
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -18,11 +23,14 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        request_id = None
+        request_id = traceparent = tracestate = None
         for name, value in scope["headers"]:
             if name == _HEADER:
                 request_id = acceptable_request_id(value.decode("latin-1"))
-                break
+            elif name == _TRACEPARENT:
+                traceparent = valid_traceparent(value.decode("latin-1"))
+            elif name == _TRACESTATE:
+                tracestate = value.decode("latin-1")
         request_id = request_id or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         header = (_HEADER, request_id.encode())
@@ -35,6 +43,17 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 message["headers"] = headers
             await send(message)
 
-        await app(scope, receive, send_with_id)
+        token = correlation.set_current(
+            Correlation(
+                request_id=request_id,
+                traceparent=traceparent,
+                # a tracestate means nothing without the traceparent it goes with
+                tracestate=valid_tracestate(tracestate) if traceparent else None,
+            )
+        )
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            correlation.reset(token)
 
     return middleware

@@ -20,10 +20,12 @@ class ConnectionOptions(msgspec.Struct, kw_only=True, forbid_unknown_fields=True
     max_connections: Annotated[int, Meta(ge=1)] = 1000
     headers: dict[str, str] = {}  # sent with every request
 
-    def http_client(self, provider: str) -> UpstreamHTTP:
+    def http_client(
+        self, provider: str, request_id_headers: tuple[str, ...] = ("x-request-id",)
+    ) -> UpstreamHTTP:
         timeouts = Timeouts(
             total=self.timeout,
             connect=self.connect_timeout,
             read=self.read_timeout or self.timeout,
         )
-        return UpstreamHTTP(provider, timeouts, self.max_connections)
+        return UpstreamHTTP(provider, timeouts, self.max_connections, request_id_headers)

@@ -105,6 +105,11 @@ class ProviderError(SwitchboardError):
     code = "upstream_error"
     retryable: bool = False  # may the same deployment be tried again?
     fallback: bool = True  # may another deployment be tried?
+    # For the log only, never sent to a client; set by the HTTP client: the upstream host
+    # the try went to, what went wrong on the wire, and the start of a failed answer's body
+    upstream_host: str | None = None
+    detail: str | None = None
+    upstream_body: str | None = None
 
     def __init__(
         self,

@@ -9,6 +9,7 @@ with its default pool (20 keep-alive connections) falls behind under concurrency
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from providers.correlation import upstream_headers
 from providers.errors import (
     ProviderError,
     UpstreamConnectFailed,
@@ -35,16 +37,27 @@ class UpstreamReply(msgspec.Struct):
     status: int
     headers: Mapping[str, str]
     body: bytes
+    # set when the status is not a success: for `annotate`
+    host: str | None = None
+    excerpt: str | None = None
+
+    def annotate(self, error: ProviderError) -> ProviderError:
+        """The adapter's classification of this reply, with where it came from and what
+        the upstream said, for the log."""
+        error.upstream_host = error.upstream_host or self.host
+        error.upstream_body = error.upstream_body or self.excerpt
+        return error
 
 
 class UpstreamStream:
     """An open streaming response; read its status and headers, then its body."""
 
-    __slots__ = ("_provider", "_response")
+    __slots__ = ("_http", "_response", "body")
 
-    def __init__(self, response: aiohttp.ClientResponse, provider: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, http: UpstreamHTTP) -> None:
         self._response = response
-        self._provider = provider
+        self._http = http
+        self.body: bytes | None = None  # what `read()` returned
 
     @property
     def status(self) -> int:
@@ -56,9 +69,10 @@ class UpstreamStream:
 
     async def read(self) -> bytes:
         try:
-            return await self._response.read()
+            self.body = await self._response.read()
         except Exception as exc:
-            raise map_exception(exc, self._provider) from exc
+            raise self._http.map_exception(exc, self._response.url.host) from exc
+        return self.body
 
     async def blocks(self) -> AsyncIterator[bytes]:
         """The body as it arrives: each block is everything received since the last one,
@@ -68,13 +82,22 @@ class UpstreamStream:
             while block := await content.readany():
                 yield block
         except Exception as exc:
-            raise map_exception(exc, self._provider) from exc
+            raise self._http.map_exception(exc, self._response.url.host) from exc
 
 
-def map_exception(exc: BaseException, provider: str) -> ProviderError:
-    """The one place where transport exceptions become our typed errors."""
+def map_exception(
+    exc: BaseException, provider: str, timeouts: Timeouts | None = None
+) -> ProviderError:
+    """The one place where transport exceptions become our typed errors. The client sees
+    the message; `detail` (for the log) says what a person can act on."""
     if isinstance(exc, ProviderError):
         return exc
+    error = _error_for(exc, provider)
+    error.detail = _transport_detail(exc, timeouts)
+    return error
+
+
+def _error_for(exc: BaseException, provider: str) -> ProviderError:
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return UpstreamTimeout(f"timed out connecting to {provider}", provider=provider)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
@@ -88,6 +111,61 @@ def map_exception(exc: BaseException, provider: str) -> ProviderError:
     return UpstreamProtocolError(
         f"{provider} sent an invalid HTTP response ({type(exc).__name__})", provider=provider
     )
+
+
+def _transport_detail(exc: BaseException, timeouts: Timeouts | None) -> str:
+    """What happened on the wire, phrased for whoever must fix it."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        limit = f" within {timeouts.connect:g} s (connect_timeout)" if timeouts else ""
+        return f"no connection{limit}"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        limit = f" for {timeouts.read:g} s (read_timeout)" if timeouts else ""
+        return f"nothing received{limit}"
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        limit = f" within {timeouts.total:g} s (timeout)" if timeouts else ""
+        return f"no complete answer{limit}"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"cannot resolve {exc.host} ({exc.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return f"TLS with {exc.host}:{exc.port} failed ({exc.os_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return f"connection refused ({exc.host}:{exc.port})"
+        return f"cannot connect to {exc.host}:{exc.port} ({exc.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the upstream closed the connection before the answer was complete"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return f"the body was cut short ({_cut(str(exc))})"
+    return f"{type(exc).__name__}: {_cut(str(exc))}" if str(exc) else type(exc).__name__
+
+
+# how much of a failed answer's body the log keeps
+_EXCERPT_CHARS = 300
+_SPACES = re.compile(r"\s+")
+# request headers that carry a credential: their values are cut out of any excerpt (an
+# upstream's error page may echo what it was sent)
+_CREDENTIAL_HEADERS = frozenset(
+    ("authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization")
+)
+
+
+def _cut(text: str) -> str:
+    text = _SPACES.sub(" ", text).strip()
+    return text if len(text) <= _EXCERPT_CHARS else text[:_EXCERPT_CHARS] + "…"
+
+
+def failure_excerpt(status: int, body: bytes, sent: Mapping[str, str]) -> str | None:
+    """The start of a failed answer's body, for the log: never for 401/403 (those often
+    quote the key), and never with a credential we sent in it."""
+    if status in (401, 403) or not body:
+        return None
+    text = body[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
+    for name, value in sent.items():
+        if name.lower() in _CREDENTIAL_HEADERS:
+            for secret in (value, value.partition(" ")[2]):
+                if len(secret) >= 8:
+                    text = text.replace(secret, "[redacted]")
+    return _cut(text)
 
 
 def _as_built(url: str) -> URL:
@@ -125,8 +203,16 @@ async def _drain(response: aiohttp.ClientResponse) -> None:
 class UpstreamHTTP:
     """One pooled client per provider, created lazily inside the running event loop."""
 
-    def __init__(self, provider: str, timeouts: Timeouts, max_connections: int = 1000) -> None:
+    def __init__(
+        self,
+        provider: str,
+        timeouts: Timeouts,
+        max_connections: int = 1000,
+        request_id_headers: tuple[str, ...] = ("x-request-id",),
+    ) -> None:
         self.provider = provider
+        # the headers this upstream's API reads a caller's request id from
+        self._request_id_headers = request_id_headers
         self._timeouts = timeouts
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
@@ -152,12 +238,29 @@ class UpstreamHTTP:
             )
         return self._session
 
+    def _correlated(self, headers: Mapping[str, str]) -> Mapping[str, str]:
+        """The adapter's headers plus the request's id and trace context, so that the
+        upstream's own logs can be matched with ours."""
+        extra = upstream_headers(self._request_id_headers)
+        return {**headers, **extra} if extra else headers
+
+    def map_exception(self, exc: BaseException, host: str | None) -> ProviderError:
+        error = map_exception(exc, self.provider, self._timeouts)
+        error.upstream_host = error.upstream_host or host
+        return error
+
     async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> UpstreamReply:
+        target = _as_built(url)
+        headers = self._correlated(headers)
         try:
-            async with self._client().post(_as_built(url), data=body, headers=headers) as response:
-                return UpstreamReply(response.status, response.headers, await response.read())
+            async with self._client().post(target, data=body, headers=headers) as response:
+                reply = UpstreamReply(response.status, response.headers, await response.read())
         except Exception as exc:
-            raise map_exception(exc, self.provider) from exc
+            raise self.map_exception(exc, target.host) from exc
+        if reply.status >= 300:
+            reply.host = target.host
+            reply.excerpt = failure_excerpt(reply.status, reply.body, headers)
+        return reply
 
     @asynccontextmanager
     async def open_stream(
@@ -165,14 +268,26 @@ class UpstreamHTTP:
     ) -> AsyncIterator[UpstreamStream]:
         """Leaving the context on an error (or the reader's being closed) closes the
         upstream connection, even mid-stream."""
+        target = _as_built(url)
+        headers = self._correlated(headers)
         try:
             response = await self._client().post(
-                _as_built(url), data=body, headers=headers, timeout=self._stream_timeout
+                target, data=body, headers=headers, timeout=self._stream_timeout
             )
         except Exception as exc:
-            raise map_exception(exc, self.provider) from exc
+            raise self.map_exception(exc, target.host) from exc
+        stream = UpstreamStream(response, self)
         try:
-            yield UpstreamStream(response, self.provider)
+            yield stream
+        except ProviderError as error:
+            # the adapter's classification of a failed status, or of what the body said
+            _release_or_close(response)
+            error.upstream_host = error.upstream_host or target.host
+            if stream.body is not None and response.status >= 300:
+                error.upstream_body = error.upstream_body or failure_excerpt(
+                    response.status, stream.body, headers
+                )
+            raise
         except BaseException:
             _release_or_close(response)
             raise

@@ -27,6 +27,7 @@ from tenacity.stop import stop_base
 from providers.errors import ProviderError, UpstreamRateLimited, UpstreamTimeout
 from routing.config import RetryConfig, RoutingConfig
 from routing.errors import RoutingFailed
+from routing.failure_log import log_failed_try
 from routing.health import Availability, HealthBoard
 from routing.metadata import Attempt
 from routing.plan import Candidate, Plan
@@ -263,6 +264,7 @@ class Dispatcher:
                 open_until=decision.open_until,
             )
         )
+        log_failed_try(candidate, error, latency, opened=bool(decision.open_until))
         if attempts is not None:
             attempts.append(
                 Attempt(

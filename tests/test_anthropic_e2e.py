@@ -105,12 +105,17 @@ def assert_sent(upstream: MockUpstream, body: dict[str, Any], *, stream: bool = 
     sent = upstream.last_request
     assert (sent.method, sent.path, sent.query) == ("POST", "/v1/messages", {})
     headers = {k: v for k, v in sent.headers.items() if k not in _TRANSPORT_HEADERS}
+    # the request id goes along as a header, and in the one body field the API keeps
+    request_id = headers.pop("x-request-id")
     assert headers == {
         "x-api-key": PROVIDER_KEY,
         "anthropic-version": "2023-06-01",
         "content-type": "application/json",
         "accept": "text/event-stream" if stream else "application/json",
     }
+    if "metadata" not in body:
+        assert sent.json["metadata"] == {"user_id": request_id}
+        body = {**body, "metadata": {"user_id": request_id}}
     assert sent.json == body
 
 

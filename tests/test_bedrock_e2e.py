@@ -131,8 +131,11 @@ def assert_sent(
     assert (sent.method, sent.path, sent.query) == ("POST", f"/model/{model}/{operation}", {})
     # on the wire the model id is percent-encoded as botocore encodes it
     assert sent.raw_path == f"/model/{quote(model, safe='-._~')}/{operation}"
-    assert sent.json == body
     headers = {k: v for k, v in sent.headers.items() if k not in _TRANSPORT_HEADERS}
+    # the request id goes along as a header (unsigned: SigV4 allows that) and as the
+    # invocation logs' request metadata
+    request_id = headers.pop("x-request-id")
+    assert sent.json == {**body, "requestMetadata": {"switchboard_request_id": request_id}}
     date = headers["x-amz-date"]
     assert headers == {
         "content-type": "application/json",

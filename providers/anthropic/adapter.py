@@ -54,11 +54,18 @@ class AnthropicProvider(Provider):
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         upstream = build_request(
-            call.request, call.model, self._config, stream=False, dropped=call.drop_params
+            call.request,
+            call.model,
+            self._config,
+            stream=False,
+            dropped=call.drop_params,
+            request_id=call.request_id,
         )
         reply = await self._http.post(self._url, upstream.body, self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self.name)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self.name)
+            )
         try:
             answer = response_decoder.decode(reply.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -72,7 +79,12 @@ class AnthropicProvider(Provider):
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
         upstream = build_request(
-            call.request, call.model, self._config, stream=True, dropped=call.drop_params
+            call.request,
+            call.model,
+            self._config,
+            stream=True,
+            dropped=call.drop_params,
+            request_id=call.request_id,
         )
         translator = AnthropicStreamTranslator(
             provider=self.name, json_tool=upstream.json_tool, created=int(time.time())

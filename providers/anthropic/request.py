@@ -108,9 +108,12 @@ def build_request(
     *,
     stream: bool,
     dropped: Collection[str] = (),
+    request_id: str = "",
 ) -> AnthropicCall:
     """`dropped`: parameters routing decided this deployment does not honour (e.g.
-    `reasoning_effort` for a model without extended thinking); they are left out."""
+    `reasoning_effort` for a model without extended thinking); they are left out.
+    `request_id`: ours, sent as `metadata.user_id` when the client named no `user`: the
+    Messages API reads no request id header, and this is the field its logs keep."""
     request = _without(request, dropped)
     system, messages = _conversation(request.messages)
     if isinstance(request.response_format, JSONObjectFormat):
@@ -128,7 +131,11 @@ def build_request(
         tools=tools or UNSET,
         tool_choice=tool_choice if tools and tool_choice is not None else UNSET,
         thinking=AnthropicThinking(budget_tokens=budget) if budget is not None else UNSET,
-        metadata=AnthropicMetadata(user_id=request.user) if request.user else UNSET,
+        metadata=(
+            AnthropicMetadata(user_id=request.user or request_id)
+            if request.user or request_id
+            else UNSET
+        ),
         stream=True if stream else UNSET,
     )
     if budget is None and isinstance(request.temperature, float | int):

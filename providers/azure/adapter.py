@@ -20,6 +20,8 @@ from providers.openai.presets import ForwardingProfile
 class AzureOpenAIProvider(OpenAIWireProvider):
     # `extensions.azure` is merged into the body; `extensions.openai` is OpenAI's own
     extension = "azure"
+    # Azure's own correlation header, which its diagnostics and support look up
+    request_id_headers = ("x-request-id", "x-ms-client-request-id")
 
     def __init__(self, name: str, config: AzureConfig) -> None:
         credentials = {"api-key": config.api_key} if config.api_key else {}

@@ -72,14 +72,18 @@ class BedrockProvider(Provider):
         ]
 
     async def complete(self, call: ProviderCall) -> ProviderResponse:
-        upstream = build_request(call.request, call.model, self._config, call.drop_params)
+        upstream = build_request(
+            call.request, call.model, self._config, call.drop_params, request_id=call.request_id
+        )
         url = self._endpoint + model_path(call.model, "converse")
         headers = await self._signer.sign(
             url, upstream.body, {**self._headers, "accept": "application/json"}
         )
         reply = await self._http.post(url, upstream.body, headers)
         if reply.status != 200:
-            raise classify_http_error(reply.status, reply.headers, reply.body, self.name)
+            raise reply.annotate(
+                classify_http_error(reply.status, reply.headers, reply.body, self.name)
+            )
         try:
             answer = response_decoder.decode(reply.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -99,7 +103,9 @@ class BedrockProvider(Provider):
         return ProviderResponse(body=msgspec.json.encode(response), usage=response.usage)
 
     async def stream(self, call: ProviderCall) -> AsyncGenerator[StreamChunk, None]:
-        upstream = build_request(call.request, call.model, self._config, call.drop_params)
+        upstream = build_request(
+            call.request, call.model, self._config, call.drop_params, request_id=call.request_id
+        )
         url = self._endpoint + model_path(call.model, "converse-stream")
         headers = await self._signer.sign(
             url, upstream.body, {**self._headers, "accept": _EVENT_STREAM}

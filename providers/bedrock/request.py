@@ -87,7 +87,12 @@ def is_anthropic_model(model: str) -> bool:
 
 
 def build_request(
-    request: ChatRequest, model: str, config: BedrockConfig, drop: Iterable[str] = ()
+    request: ChatRequest,
+    model: str,
+    config: BedrockConfig,
+    drop: Iterable[str] = (),
+    *,
+    request_id: str = "",
 ) -> BedrockCall:
     dropped = set(drop)
     system, messages = conversation(request.messages)
@@ -105,6 +110,7 @@ def build_request(
             if budget is not None
             else UNSET
         ),
+        request_metadata={"switchboard_request_id": request_id} if request_id else UNSET,
     )
     return BedrockCall(body=_encode_with_extensions(body, request), json_tool=json_tool)
 

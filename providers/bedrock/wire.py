@@ -147,6 +147,9 @@ class BedrockConverseRequest(msgspec.Struct, rename="camel", omit_defaults=True)
     inference_config: BedrockInferenceConfig | UnsetType = UNSET
     tool_config: BedrockToolConfig | UnsetType = UNSET
     additional_model_request_fields: BedrockClaudeFields | UnsetType = UNSET
+    # tags recorded with the call in Bedrock's invocation logs: how our request id reaches
+    # them (Converse has no header for it)
+    request_metadata: dict[str, str] | UnsetType = UNSET
 
 
 # --- response --------------------------------------------------------------------------

@@ -116,7 +116,9 @@ class GeminiProvider(Provider):
         body = gemini_body(call, self._budgets)
         reply = await self._http.post(self._url(call.model, "generateContent"), body, self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self.name)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self.name)
+            )
         answer = self._decode(reply.body, "a GenerateContentResponse")
         if answer.error is not None:
             raise classify_error(answer.error.code or 500, reply.headers, answer.error, self.name)

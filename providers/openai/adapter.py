@@ -83,6 +83,9 @@ class OpenAIWireProvider(Provider):
     """Forwarding to an upstream that speaks OpenAI Chat Completions."""
 
     extension = "openai"  # the key of `extensions` merged into this upstream's body
+    # where the request id goes: OpenAI documents `X-Client-Request-Id`; vLLM and most
+    # OpenAI-compatible servers and proxies read `x-request-id`
+    request_id_headers: tuple[str, ...] = ("x-request-id", "x-client-request-id")
 
     def __init__(
         self,
@@ -97,7 +100,7 @@ class OpenAIWireProvider(Provider):
         # the credentials last: a configured header must not replace them
         self._headers = {"content-type": "application/json", **options.headers, **credentials}
         self._stream_headers = {**self._headers, "accept": "text/event-stream"}
-        self._http = options.http_client(name)
+        self._http = options.http_client(name, self.request_id_headers)
 
     @abstractmethod
     def url_for(self, call: ProviderCall) -> str:
@@ -119,7 +122,9 @@ class OpenAIWireProvider(Provider):
     async def complete(self, call: ProviderCall) -> ProviderResponse:
         reply = await self._http.post(self.url_for(call), self.body_for(call), self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self.name)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self.name)
+            )
         try:
             view = completion_decoder.decode(reply.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
