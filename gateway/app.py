@@ -15,11 +15,13 @@ from gateway.errors import handle_http_exception, handle_switchboard_error, hand
 from gateway.ingress.embeddings.route import embeddings
 from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
+from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key
 from gateway.routes.chat import chat_completions
 from gateway.routes.health import healthz, readyz
 from gateway.routes.metrics import metrics
 from gateway.routes.models import get_model, list_models
 from gateway.routes.providers import list_providers
+from gateway.routes.usage import get_usage
 from gateway.services import Services
 from providers.errors import SwitchboardError
 
@@ -48,6 +50,11 @@ def create_app(config: Config) -> Litestar:
             list_prices,
             set_price,
             clear_price,
+            create_key,
+            list_keys,
+            update_key,
+            revoke_key,
+            get_usage,
         ],
         lifespan=[lifespan],
         state=State(),

@@ -122,8 +122,9 @@ class Authenticator:
         self._open = config is None
         self._clock = clock
         self.teams: dict[str, TeamConfig] = {t.name: t for t in config.teams} if config else {}
+        self.configured_keys: list[GatewayKey] = list(config.keys) if config else []
         self._configured: dict[str, Caller] = {}
-        for key in config.keys if config else ():
+        for key in self.configured_keys:
             caller = caller_for(key, self.teams.get(key.team) if key.team else None)
             self._configured[caller.digest] = caller
         self.configured_names = frozenset(c.name for c in self._configured.values())

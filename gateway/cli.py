@@ -1,4 +1,4 @@
-"""`switchboard serve`, `check-config`, `loadgen`, `prices` and `simulate`."""
+"""`switchboard serve`, `check-config`, `loadgen`, `prices`, `keys`, `usage` and `simulate`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from gateway.config import EMBEDDED_CONFIG, Config, ConfigError, load_config
+from gateway.keys_cli import add_arguments as add_keys_arguments
+from gateway.keys_cli import add_usage_arguments
 from gateway.loadgen.options import add_arguments as add_loadgen_arguments
 from gateway.prices_cli import add_arguments as add_prices_arguments
 from gateway.services import Services
@@ -116,6 +118,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from gateway.keys_cli import run
+
+    return run(args, str(_config_path(None)))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="switchboard", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     prices = commands.add_parser("prices", help="override deployment prices live")
     add_prices_arguments(prices)
     prices.set_defaults(run=_prices)
+    keys = commands.add_parser("keys", help="create, list, update and revoke gateway keys")
+    add_keys_arguments(keys)
+    keys.set_defaults(run=_keys)
+    usage = commands.add_parser("usage", help="spend from the ledger, as a table")
+    add_usage_arguments(usage)
+    usage.set_defaults(run=_keys)
 
     simulate = commands.add_parser(
         "simulate", help="run a routing scenario in virtual time and report how it routed"

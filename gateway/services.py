@@ -10,6 +10,8 @@ from gateway.config import Config, ConfigError
 from gateway.governance.admission import Governance
 from gateway.governance.config import AuthConfig
 from gateway.governance.factory import open_governance_store
+from gateway.governance.key_admin import KeyAdmin
+from gateway.governance.keys import KeySnapshots
 from gateway.governance.settlement import Settler
 from gateway.metrics import GatewayMetrics
 from gateway.scoreboard import Scoreboard, scoreboard
@@ -62,11 +64,14 @@ class Services:
         self.admin = AdminAuthenticator(config.admin)
         self.metrics = GatewayMetrics(self.live_scoreboard)
         # the request pipeline's two ends: admission before dispatch, accounts after
-        self.governance = Governance(
-            config.governance, open_governance_store(config.store), config.routing.deadline
+        governance_store = open_governance_store(config.store, config.governance)
+        self.governance = Governance(config.governance, governance_store, config.routing.deadline)
+        self.keys = KeySnapshots(governance_store, self.auth, config.governance.refresh)
+        self.key_admin = KeyAdmin(
+            governance_store, self.auth.configured_keys, self.auth.teams, self.keys.load
         )
         self.accounts = Accounts()
-        self.accounts.add_sink(Settler(self.governance.store))
+        self.accounts.add_sink(Settler(governance_store))
 
     def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:
         """The live status of these models' deployments (default: every model's)."""
@@ -95,10 +100,12 @@ class Services:
         being down: the gateway then serves degraded)."""
         await self.store.start()
         await self.governance.store.start()
+        await self.keys.start()
         await self.accounts.start()
 
     async def aclose(self) -> None:
         await self.accounts.aclose()  # settles what is still batched
+        await self.keys.aclose()
         await self.governance.store.aclose()
         await self.store.aclose()
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

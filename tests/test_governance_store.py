@@ -109,7 +109,6 @@ async def test_tokens_per_minute_charge_the_estimate_and_settle_to_usage(
                 hold="",
                 shared=True,
                 buckets=(),
-                amount=0,
                 actual=0,
                 tokens=(("key:a:tpm", 1000, -500),),
             )
@@ -129,9 +128,7 @@ async def test_a_budget_admits_reservations_until_full(store: GovernanceStore) -
 async def test_settling_charges_the_real_cost_and_frees_the_rest(store: GovernanceStore) -> None:
     assert (await store.admit(budget("h1", 60, 100))).allowed
     assert not (await store.admit(budget("h2", 60, 100))).allowed
-    await store.settle(
-        [Settlement(hold="h1", shared=True, buckets=("key:a:d:day",), amount=60, actual=25)]
-    )
+    await store.settle([Settlement(hold="h1", shared=True, buckets=("key:a:d:day",), actual=25)])
     assert await store.spend(["key:a:d:day"]) == {"key:a:d:day": (25, 0)}
     assert (await store.admit(budget("h2", 60, 100))).allowed
     assert not (await store.admit(budget("h3", 60, 100))).allowed
@@ -139,9 +136,9 @@ async def test_settling_charges_the_real_cost_and_frees_the_rest(store: Governan
 
 async def test_a_settlement_is_counted_once(store: GovernanceStore) -> None:
     assert (await store.admit(budget("h1", 60, 100))).allowed
-    done = Settlement(hold="h1", shared=True, buckets=("key:a:d:day",), amount=60, actual=10)
+    done = Settlement(hold="h1", shared=True, buckets=("key:a:d:day",), actual=10)
     await store.settle([done])
-    await store.settle([Settlement(hold="h1", shared=True, buckets=(), amount=60, actual=0)])
+    await store.settle([Settlement(hold="h1", shared=True, buckets=(), actual=0)])
     assert await store.spend(["key:a:d:day"]) == {"key:a:d:day": (10, 0)}
 
 
@@ -152,17 +149,13 @@ async def test_reservations_of_a_dead_replica_expire(store: GovernanceStore, clo
     assert (await store.admit(budget("h2", 20, 100))).allowed
     assert await store.spend(["key:a:d:day"]) == {"key:a:d:day": (0, 20)}
     # the late settlement still charges what was really spent, and frees nothing twice
-    await store.settle(
-        [Settlement(hold="lost", shared=True, buckets=("key:a:d:day",), amount=90, actual=5)]
-    )
+    await store.settle([Settlement(hold="lost", shared=True, buckets=("key:a:d:day",), actual=5)])
     assert await store.spend(["key:a:d:day"]) == {"key:a:d:day": (5, 20)}
 
 
 async def test_every_bucket_of_a_hold_must_have_room(store: GovernanceStore) -> None:
     buckets = ("key:a:d:day", "team:t:m:month", "all:d:day")
-    await store.settle(
-        [Settlement(hold="", shared=True, buckets=("team:t:m:month",), amount=0, actual=80)]
-    )
+    await store.settle([Settlement(hold="", shared=True, buckets=("team:t:m:month",), actual=80)])
     refused = await store.admit(budget("h1", 30, 100, *buckets))
     assert not refused.allowed and refused.refused == 1
     assert await store.spend(list(buckets)) == {

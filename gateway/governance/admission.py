@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 
 from gateway.accounting import Admitted, RequestAccount
-from gateway.auth import BudgetLimit, Caller, RateLimit
+from gateway.auth import ANONYMOUS, BudgetLimit, Caller, RateLimit
 from gateway.governance.ask import NANO, WINDOW_MS, Ask, BudgetAsk, RateAsk, Verdict, nano_usd
 from gateway.governance.config import GovernanceConfig
 from gateway.governance.errors import BudgetExceeded, RateLimited
@@ -77,6 +77,8 @@ class Governance:
             )
         # rate key or budget bucket → (refused until (ms), the reservation it refused)
         self._denied: dict[str, tuple[int, int]] = {}
+        # (key digest, team) → (day, month, the buckets its spend is counted in)
+        self._buckets: dict[tuple[str, str | None], tuple[str, str, tuple[str, ...]]] = {}
         # rate key → (remaining, reset ms, when): what a refusal's headers say of the others
         self._last: dict[str, tuple[int, int, int]] = {}
 
@@ -95,10 +97,12 @@ class Governance:
         plan's estimate unless given."""
         if prompt_tokens is None:
             prompt_tokens = plan.prompt_tokens
-        budgets = caller.budgets + self._global
-        if not caller.rates and not budgets:
-            return
         now = self._clock()
+        charged = self._spend_buckets(caller, now)
+        budgets = caller.budgets + self._global
+        if not caller.rates and not budgets:  # nothing to check: spend is still counted
+            account.admitted = Admitted(hold="", shared=True, usd=0.0, tokens=0, budgets=charged)
+            return
         rates = tuple(
             RateAsk(f"{r.scope}:{r.kind}", r.limit, self._cost(r, prompt_tokens, output_tokens))
             for r in caller.rates
@@ -136,13 +140,32 @@ class Governance:
             usd=amount / NANO,
             nano_usd=amount,
             tokens=_tokens(prompt_tokens, output_tokens),
-            budgets=tuple(b.bucket for b in buckets),
+            budgets=charged,
             token_limits=tuple(
                 (rate.key, rate.limit)
                 for rate, limit in zip(ask.rates, caller.rates, strict=True)
                 if limit.kind == "tpm"
             ),
         )
+
+    def _spend_buckets(self, caller: Caller, now: float) -> tuple[str, ...]:
+        """Where the request's cost is counted, budget or not: its key's, its team's and
+        the gateway's day and month (those with a budget are the same buckets)."""
+        day, month = period_id("daily", now), period_id("monthly", now)
+        who = (caller.digest, caller.team)
+        cached = self._buckets.get(who)
+        if cached is not None and cached[0] == day and cached[1] == month:
+            return cached[2]
+        scopes = ["all"]
+        if caller is not ANONYMOUS:
+            scopes.append(f"key:{caller.name}")
+            if caller.team is not None:
+                scopes.append(f"team:{caller.team}")
+        buckets = tuple(
+            f"{s}:{letter}:{p}" for s in scopes for letter, p in (("d", day), ("m", month))
+        )
+        self._buckets[who] = (day, month, buckets)
+        return buckets
 
     @staticmethod
     def _cost(rate: RateLimit, prompt_tokens: int, output_tokens: int | None) -> int:

@@ -55,10 +55,9 @@ class Verdict(msgspec.Struct, frozen=True, kw_only=True):
 class Settlement(msgspec.Struct, frozen=True, kw_only=True):
     """A finished request's true cost, to replace its reservation."""
 
-    hold: str
+    hold: str  # "" when nothing was reserved
     shared: bool  # the reservation is in the shared store (else in this replica's memory)
-    buckets: tuple[str, ...]
-    amount: int  # what was reserved (nano-USD)
+    buckets: tuple[str, ...]  # charged the cost: the hold's, and the spend-only ones
     actual: int  # what it cost (nano-USD)
     tokens: tuple[tuple[str, int, int], ...] = ()  # (tpm key, limit, real - admitted)
 

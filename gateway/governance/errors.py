@@ -24,3 +24,11 @@ class UnsupportedMediaType(InvalidRequest):
 
 class OutputCapExceeded(InvalidRequest):
     code = "max_tokens_exceeds_hard_cap"
+
+
+class StoreDown(SwitchboardError):
+    """The shared store did not take a change (or answer a read) the caller needs."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"

@@ -17,14 +17,16 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from redis.exceptions import NoScriptError
+import msgspec
+from redis.exceptions import NoScriptError, RedisError
 
 from gateway.governance.ask import Ask, RateState, Settlement, Verdict
 from gateway.governance.store import GovernanceStatus, GovernanceStore
+from routing.store.errors import StoreUnavailable
 from routing.store.redis_url import open_client, parse_redis_url
 
 log = logging.getLogger("switchboard.governance")
@@ -54,10 +56,11 @@ class RedisGovernanceStore(GovernanceStore):
         prefix: str = "switchboard",
         clock: Callable[[], float] = time.time,
         server_time: bool = True,
+        ledger_days: int = 400,
     ) -> None:
         """Parses the URL (ValueError if unusable); nothing connects here. `server_time`:
         limits and holds run on Redis's clock, which all replicas share."""
-        super().__init__(clock=clock)
+        super().__init__(clock=clock, ledger_days=ledger_days)
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not hold { or }: they pick the cluster slot")
         self._client = open_client(parse_redis_url(url))
@@ -67,6 +70,10 @@ class RedisGovernanceStore(GovernanceStore):
         self._server_time = server_time
         self._degraded: str | None = None
         self._outbox: list[Settlement] = []
+        self._ledger_outbox: dict[str, dict[str, int]] = {}
+        self._used_outbox: dict[str, float] = {}
+        self._keys_key = self.key("keys")
+        self._used_key = self.key("keys-last-used")
         self._probe: asyncio.Task[None] | None = None
 
     def key(self, name: str) -> str:
@@ -125,39 +132,66 @@ class RedisGovernanceStore(GovernanceStore):
 
     # --- settlement ------------------------------------------------------------------
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
+    async def settle(
+        self,
+        settlements: Sequence[Settlement],
+        ledger: Mapping[str, Mapping[str, int]] | None = None,
+        last_used: Mapping[str, float] | None = None,
+    ) -> None:
         now = self.now_ms()
-        shared = []
         for settlement in settlements:
             if settlement.shared:
-                shared.append(settlement)
-            else:
+                self._outbox.append(settlement)
+            else:  # held here during an outage: freed here, and the spend still shared
                 self.settle_now(settlement, now)
-        self._outbox.extend(shared)
+                self._outbox.append(
+                    msgspec.structs.replace(settlement, hold="", shared=True, tokens=())
+                )
         if len(self._outbox) > OUTBOX_LIMIT:
             dropped = len(self._outbox) - OUTBOX_LIMIT
             log.warning("governance outbox full: %d settlements dropped", dropped)
             del self._outbox[:dropped]
-        if self._outbox and self._degraded is None:
+        for day, fields in (ledger or {}).items():
+            kept = self._ledger_outbox.setdefault(day, {})
+            for field, amount in fields.items():
+                kept[field] = kept.get(field, 0) + amount
+        self._used_outbox.update(last_used or {})
+        if self._degraded is None:
             await self._send_outbox()
 
     async def _send_outbox(self) -> None:
+        """One pipelined round trip; what does not reach Redis waits for the next."""
         batch, self._outbox = self._outbox, []
+        ledger, self._ledger_outbox = self._ledger_outbox, {}
+        used, self._used_outbox = self._used_outbox, {}
+        if not (batch or ledger or used):
+            return
         try:
-            results = await self._settle_pipeline(batch)
-            if any(isinstance(r, NoScriptError) for r in results):
+            results = await self._settle_pipeline(batch, ledger, used)
+            if any(isinstance(r, NoScriptError) for r in results[: len(batch)]):
                 await self.redis.script_load(SETTLE_SCRIPT)
-                results = await self._settle_pipeline(batch)
+                retried = await self._settle_pipeline(batch, {}, {})
+                results[: len(batch)] = retried
         except Exception as exc:
             self._outbox[:0] = batch
+            for day, fields in ledger.items():  # the ledger is added at least once
+                kept = self._ledger_outbox.setdefault(day, {})
+                for field, amount in fields.items():
+                    kept[field] = kept.get(field, 0) + amount
+            self._used_outbox = {**used, **self._used_outbox}
             self._set_degraded(_reason(exc))
             return
-        failed = [s for s, r in zip(batch, results, strict=True) if isinstance(r, Exception)]
+        failed = [s for s, r in zip(batch, results, strict=False) if isinstance(r, Exception)]
         if failed:
             self._outbox[:0] = failed
             log.warning("%d settlements failed: %s", len(failed), results[0])
 
-    async def _settle_pipeline(self, batch: Sequence[Settlement]) -> list[Any]:
+    async def _settle_pipeline(
+        self,
+        batch: Sequence[Settlement],
+        ledger: Mapping[str, Mapping[str, int]],
+        used: Mapping[str, float],
+    ) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
         for settlement in batch:
             keys: list[str] = [self._holds_key, self._records_key]
@@ -166,7 +200,6 @@ class RedisGovernanceStore(GovernanceStore):
             args: list[Any] = [
                 self._now_arg(),
                 settlement.hold,
-                settlement.amount,
                 settlement.actual,
                 len(settlement.buckets),
                 len(settlement.tokens),
@@ -175,7 +208,58 @@ class RedisGovernanceStore(GovernanceStore):
             for _, limit, tokens in settlement.tokens:
                 args += [limit, tokens]
             pipe.execute_command("EVALSHA", _SHAS[SETTLE_SCRIPT], len(keys), *keys, *args)
+        retention = (self.ledger_days + 1) * 86400
+        for day, fields in ledger.items():
+            day_key = self.key(f"ledger:{day}")
+            for field, amount in fields.items():
+                pipe.hincrby(day_key, field, amount)
+            pipe.expire(day_key, retention)
+        if used:
+            pipe.hset(self._used_key, mapping={k: repr(v) for k, v in used.items()})
         return list(await pipe.execute(raise_on_error=False))
+
+    # --- the ledger, keys and their last use ----------------------------------------
+
+    async def ledger(self, days: Sequence[str]) -> dict[str, dict[str, int]]:
+        async with self._unavailable_raises():
+            pipe = self.redis.pipeline(transaction=False)
+            for day in days:
+                pipe.hgetall(self.key(f"ledger:{day}"))
+            replies = await pipe.execute()
+        return {
+            day: {f.decode(): int(v) for f, v in reply.items()}
+            for day, reply in zip(days, replies, strict=True)
+            if reply
+        }
+
+    async def stored_keys(self) -> dict[str, bytes]:
+        async with self._unavailable_raises():
+            reply = await self.redis.hgetall(self._keys_key)
+        return {name.decode(): data for name, data in reply.items()}
+
+    async def put_key(self, name: str, data: bytes, *, create: bool) -> bool:
+        async with self._unavailable_raises():
+            if create:
+                return bool(await self.redis.hsetnx(self._keys_key, name, data))
+            await self.redis.hset(self._keys_key, name, data)
+            return True
+
+    async def delete_key(self, name: str) -> bool:
+        async with self._unavailable_raises():
+            return bool(await self.redis.hdel(self._keys_key, name))
+
+    async def last_used(self) -> dict[str, float]:
+        async with self._unavailable_raises():
+            reply = await self.redis.hgetall(self._used_key)
+        return {name.decode(): float(value) for name, value in reply.items()}
+
+    @contextlib.asynccontextmanager
+    async def _unavailable_raises(self) -> AsyncIterator[None]:
+        """Reads and writes the admin API needs: Redis failing is a 503, not a guess."""
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"the store is unreachable: {_reason(exc)}") from exc
 
     # --- spend -----------------------------------------------------------------------
 
@@ -183,7 +267,8 @@ class RedisGovernanceStore(GovernanceStore):
         pipe = self.redis.pipeline(transaction=False)
         for bucket in buckets:
             pipe.hmget(self.key(bucket), "spent", "held")
-        replies = await pipe.execute()
+        async with self._unavailable_raises():
+            replies = await pipe.execute()
         return {
             bucket: (int(reply[0] or 0), max(0, int(reply[1] or 0)))
             for bucket, reply in zip(buckets, replies, strict=True)

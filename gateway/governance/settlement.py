@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from gateway.accounting import RequestRecord
 from gateway.governance.ask import Settlement, nano_usd
+from gateway.governance.ledger import ledger_batch
 from gateway.governance.store import GovernanceStore
 
 
@@ -24,13 +25,14 @@ def settlement_of(record: RequestRecord) -> Settlement | None:
         hold=admitted.hold,
         shared=admitted.shared,
         buckets=admitted.budgets,
-        amount=admitted.nano_usd,
         actual=nano_usd(record.cost_usd),
         tokens=tuple((key, limit, used - admitted.tokens) for key, limit in admitted.token_limits),
     )
 
 
 class Settler:
+    """Settlements, the ledger and the keys' last use: one store write per delivery."""
+
     name = "settlement"
 
     def __init__(self, store: GovernanceStore) -> None:
@@ -38,5 +40,7 @@ class Settler:
 
     async def deliver(self, records: Sequence[RequestRecord]) -> None:
         settlements = [s for r in records if (s := settlement_of(r)) is not None]
-        if settlements:
-            await self._store.settle(settlements)
+        used = {r.key: r.started_at for r in records if r.key is not None}
+        ledger = ledger_batch(records)
+        if settlements or ledger or used:
+            await self._store.settle(settlements, ledger, used)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
@@ -39,12 +39,16 @@ class GovernanceStore:
 
     backend = "memory"
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.time, ledger_days: int = 400) -> None:
         self.clock = clock
+        self.ledger_days = ledger_days
         self._tats: dict[str, float] = {}  # rate key → theoretical arrival time (ms)
         self._spent: dict[str, int] = {}  # budget bucket → settled nano-USD
         self._held: dict[str, int] = {}  # budget bucket → reserved, not yet settled
         self._holds: dict[str, _Hold] = {}
+        self._keys: dict[str, bytes] = {}  # name → StoredKey as JSON
+        self._last_used: dict[str, float] = {}
+        self._ledger: dict[str, dict[str, int]] = {}  # UTC day → field → amount
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -54,10 +58,51 @@ class GovernanceStore:
     async def admit(self, ask: Ask) -> Verdict:
         return self.admit_now(ask, self.now_ms())
 
-    async def settle(self, settlements: Sequence[Settlement]) -> None:
+    async def settle(
+        self,
+        settlements: Sequence[Settlement],
+        ledger: Mapping[str, Mapping[str, int]] | None = None,
+        last_used: Mapping[str, float] | None = None,
+    ) -> None:
+        """A delivery's worth of finished requests: settlements, what they add to the
+        ledger (day → field → amount) and when each key was last used."""
         now = self.now_ms()
         for settlement in settlements:
             self.settle_now(settlement, now)
+        if ledger:
+            self._add_ledger(ledger)
+        if last_used:
+            self._last_used.update(last_used)
+
+    def _add_ledger(self, ledger: Mapping[str, Mapping[str, int]]) -> None:
+        for day, fields in ledger.items():
+            kept = self._ledger.setdefault(day, {})
+            for field, amount in fields.items():
+                kept[field] = kept.get(field, 0) + amount
+        if len(self._ledger) > self.ledger_days:  # days are ISO dates: they sort by age
+            for day in sorted(self._ledger)[: len(self._ledger) - self.ledger_days]:
+                del self._ledger[day]
+
+    async def ledger(self, days: Sequence[str]) -> dict[str, dict[str, int]]:
+        return {day: dict(self._ledger[day]) for day in days if day in self._ledger}
+
+    # --- keys kept in the store ----------------------------------------------------
+
+    async def stored_keys(self) -> dict[str, bytes]:
+        return dict(self._keys)
+
+    async def put_key(self, name: str, data: bytes, *, create: bool) -> bool:
+        """Write a key; with `create`, only if no key has that name (False if one has)."""
+        if create and name in self._keys:
+            return False
+        self._keys[name] = data
+        return True
+
+    async def delete_key(self, name: str) -> bool:
+        return self._keys.pop(name, None) is not None
+
+    async def last_used(self) -> dict[str, float]:
+        return dict(self._last_used)
 
     def admit_now(self, ask: Ask, now: int) -> Verdict:
         """The decision `admit.lua` makes, made here: nothing is taken unless all fits."""
