@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from gateway.accounting import RequestAccount
-from gateway.metrics import GatewayMetrics
 from providers.chat_types import ChatChunk
 from providers.errors import ProviderError, SwitchboardError
 from routing.metadata import RoutingMetadata
@@ -103,12 +102,11 @@ def _event(data: bytes) -> bytes:
 
 
 async def sse_events(
-    stream: RoutedStream, metrics: GatewayMetrics, account: RequestAccount | None = None
+    stream: RoutedStream, account: RequestAccount | None = None
 ) -> AsyncIterator[bytes]:
     """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
     `routing_metadata`. A failure after the first byte ends the stream with an error event.
     `account` is closed as the stream ends, fails, or is left by the client."""
-    served = stream.candidate
     closing: bytes | None = None
     pending: list[bytes] = []
     try:
@@ -122,21 +120,16 @@ async def sse_events(
                 yield b"".join(pending)
                 pending.clear()
         metadata = stream.metadata()
-        metrics.observe(metadata, stream.usage, stream=True)
         if account is not None:
             account.stream_ended(metadata, stream.usage)
         pending.append(_event(with_metadata(closing or _closing_chunk(stream), metadata)))
     except SwitchboardError as exc:
-        metrics.stream_failed(exc, served.canonical, served.deployment.provider)
         if account is not None:
             account.stream_ended(stream.metadata(), stream.usage, error=exc)
         pending.append(_event(exc.to_json()))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
         error = ProviderError("the stream failed inside the gateway")
-        metrics.stream_failed(
-            error, served.canonical, served.deployment.provider, upstream_failed=False
-        )
         if account is not None:
             account.stream_ended(stream.metadata(), stream.usage, error=error)
         pending.append(_event(error.to_json()))

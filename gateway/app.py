@@ -9,10 +9,12 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
 
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
 from gateway.ingress.embeddings.route import embeddings
+from gateway.metrics import InFlight
 from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key
@@ -27,9 +29,11 @@ from providers.errors import SwitchboardError
 
 
 def create_app(config: Config) -> Litestar:
+    in_flight = InFlight()  # counted by the middleware, read by /metrics
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(config)
+        services = Services(config, in_flight=in_flight)
         await services.start()
         app.state.services = services
         try:
@@ -58,7 +62,7 @@ def create_app(config: Config) -> Litestar:
         ],
         lifespan=[lifespan],
         state=State(),
-        middleware=[request_id_middleware],
+        middleware=[DefineMiddleware(request_id_middleware, in_flight=in_flight)],
         exception_handlers={
             SwitchboardError: handle_switchboard_error,
             HTTPException: handle_http_exception,

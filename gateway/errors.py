@@ -9,7 +9,6 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from gateway.accounting import Accounts
-from gateway.metrics import GatewayMetrics
 from gateway.request_ids import request_id_for
 from providers.errors import (
     InvalidRequest,
@@ -23,20 +22,14 @@ from providers.errors import (
 log = logging.getLogger("switchboard.errors")
 
 JSON = "application/json"
-# errors answering these are also failed requests in the metrics
-_ROUTED_PATHS = frozenset({"/v1/chat/completions", "/v1/embeddings"})
 
 
 def error_response(
     error: SwitchboardError,
     request_id: str | None = None,
     *,
-    metrics: GatewayMetrics | None = None,
-    chat: bool = False,
     extra_headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
-    if metrics is not None:
-        metrics.failed(error, chat=chat)
     headers = {**extra_headers, **error.headers} if extra_headers else dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
@@ -54,7 +47,7 @@ def _request_id(request: Request[Any, Any, Any]) -> str:
 
 
 def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Response[bytes]:
-    # no services before the lifespan has run (or if it failed): nothing to count on
+    # no services before the lifespan has run (or if it failed): nothing to account on
     services = getattr(request.app.state, "services", None)
     request_id = _request_id(request)
     extra: dict[str, str] | None = None
@@ -70,8 +63,6 @@ def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Respons
     return error_response(
         error,
         request_id,
-        metrics=services.metrics if services is not None else None,
-        chat=request.scope["path"] in _ROUTED_PATHS,
         extra_headers=extra,
     )
 

@@ -1,193 +1,254 @@
 """Prometheus metrics for `GET /metrics`, on a registry each app owns.
 
-Two kinds: what the request path counts as answers leave (requests, errors, failed
-upstream attempts, tokens, spend, durations), and per-deployment gauges read from the
-live scoreboard only when Prometheus scrapes, so routing's statistics cost nothing
-between scrapes. Label values come from the config (model, provider) or from our own
-closed sets (status, error code): never from the client, and never a provider key.
+Two kinds. What requests did (requests, errors, failed tries, retries and fallbacks,
+tokens, spend, durations) is counted from the finished-request records: this is a sink of
+`gateway.accounting`, so the request path does no metrics work at all, and `/metrics`
+delivers the batch before it renders. What the deployments and stores are like now (the
+scoreboard, store health, requests in flight) is read only when Prometheus scrapes.
+
+Label values come from the config (model, provider), the keys and teams of the config and
+the store (key, team), or our own closed sets (endpoint, status, error code): never from
+what a client typed, and never a provider key.
 """
 
 from __future__ import annotations
 
+import itertools
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
+from gateway.accounting.record import CLIENT_CLOSED, RequestRecord
 from gateway.scoreboard import Health, Scoreboard
-from providers.chat_types import Usage
-from providers.errors import ProviderError, SwitchboardError, UpstreamRejectedRequest
-from routing.errors import RoutingFailed
-from routing.metadata import Attempt, RoutingMetadata
 
 # LLM calls run from tens of milliseconds (a cached short answer) to minutes (long
 # generations); first tokens arrive within a few seconds or something is wrong
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
+TOKENS_PER_SECOND_BUCKETS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500, 1000)
 
 HEALTH_STATES: tuple[Health, ...] = typing.get_args(Health)
+# what a refusal by governance is counted as
+LIMIT_CODES = {"rate_limit_exceeded": "rate", "budget_exceeded": "budget"}
 
 
-def error_code(error: SwitchboardError) -> str:
-    """The code as a label value. An upstream's refusal can carry the upstream's own code
-    (any string it likes), so it is counted under our class's code instead."""
-    if isinstance(error, UpstreamRejectedRequest):
-        return UpstreamRejectedRequest.code
-    return error.code
+class StoreHealth(msgspec.Struct, frozen=True):
+    store: str  # routing | governance
+    backend: str  # memory | redis
+    degraded: bool
 
 
-_FLUSH_EVERY = 1024  # answered requests noted before the metrics are updated anyway
+class InFlight:
+    """HTTP requests being served (a stream until its last byte), counted by the
+    middleware with a plain integer: no lock, no metric call on the request path."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
 
 
-class _Series:
-    """The children one (model, provider, stream) updates, resolved once: `labels()`
-    takes a lock and builds a tuple of strings on every call."""
+def endpoint_label(record: RequestRecord) -> str:
+    """An endpoint's name; a request refused before any route took it is recorded under
+    its path, which a client chooses: those are all `other`."""
+    return "other" if record.endpoint.startswith("/") else record.endpoint
 
-    __slots__ = ("completion", "cost", "duration", "prompt", "requests", "ttft")
 
-    def __init__(self, metrics: GatewayMetrics, model: str, provider: str, stream: bool) -> None:
-        self.requests = metrics.requests.labels(model, provider, "success")
-        self.duration = metrics.duration.labels(model, provider, "true" if stream else "false")
-        self.ttft = metrics.ttft.labels(model, provider)
-        self.prompt = metrics.tokens.labels(model, provider, "prompt")
-        self.completion = metrics.tokens.labels(model, provider, "completion")
-        self.cost = metrics.cost.labels(model, provider)
+def _deployment_of(record: RequestRecord) -> tuple[str, str]:
+    """(canonical model, provider) that served the request; on error, the last one
+    tried; ("", "") when none was (an unknown model never becomes a label)."""
+    if record.routing_metadata is not None:
+        return record.routing_metadata.model_canonical, record.routing_metadata.provider
+    if record.attempts:
+        return record.attempts[-1].model, record.attempts[-1].provider
+    return "", ""
+
+
+def _outcome(status: int) -> str:
+    if status == CLIENT_CLOSED:
+        return "client_closed"
+    return "success" if status < 400 else "error"
 
 
 class GatewayMetrics:
-    """Every metric one app exposes. `scoreboard` is called at scrape time only."""
+    """Every metric one app exposes; a sink of the finished-request records."""
 
-    def __init__(self, scoreboard: Callable[[], Scoreboard]) -> None:
+    name = "metrics"
+
+    def __init__(
+        self,
+        scoreboard: Callable[[], Scoreboard],
+        stores: Callable[[], Sequence[StoreHealth]] = tuple,
+        in_flight: InFlight | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
+        self.in_flight = in_flight or InFlight()
         r = self.registry
+        deployment = ["model", "provider"]
         self.requests = Counter(
             "switchboard_requests",
-            "Chat completion requests by outcome, labelled with the deployment that served "
-            "them (on error: the last one tried, empty when none was).",
-            ["model", "provider", "outcome"],
+            "API requests by outcome (success, error, client_closed), labelled with the "
+            "deployment that served them (on error: the last one tried, empty when none was) "
+            "and the gateway key and team that sent them.",
+            ["endpoint", "model", "provider", "key", "team", "outcome"],
             registry=r,
         )
         self.errors = Counter(
             "switchboard_errors",
-            "Error answers sent, by HTTP status and error code (a failure inside a started "
-            "stream counts under the status its error carries).",
-            ["status", "code"],
+            "Error answers sent, by endpoint, HTTP status and error code (a failure inside a "
+            "started stream counts under the status its error carries).",
+            ["endpoint", "status", "code"],
+            registry=r,
+        )
+        self.limited = Counter(
+            "switchboard_limit_rejections",
+            "Requests refused by a rate limit (limit=rate) or a budget (limit=budget).",
+            ["limit", "key", "team"],
             registry=r,
         )
         self.attempts_failed = Counter(
             "switchboard_upstream_attempts_failed",
             "Upstream tries that failed, whether or not a fallback then answered.",
-            ["model", "provider", "error"],
+            [*deployment, "error"],
+            registry=r,
+        )
+        self.retries = Counter(
+            "switchboard_retries",
+            "Tries made again on the same deployment after it failed.",
+            deployment,
+            registry=r,
+        )
+        self.fallbacks = Counter(
+            "switchboard_fallbacks",
+            "Requests moved on to another deployment after this one failed.",
+            deployment,
             registry=r,
         )
         self.tokens = Counter(
             "switchboard_tokens",
-            "Tokens in answered requests (the upstream's usage, else the gateway's count).",
-            ["model", "provider", "kind"],
+            "Tokens in served requests (the upstream's usage, else the gateway's count).",
+            [*deployment, "key", "team", "kind"],
             registry=r,
         )
         self.cost = Counter(
             "switchboard_cost_usd",
-            "Spend in USD: the sum of routing_metadata.cost.usd of answered requests.",
-            ["model", "provider"],
+            "Spend in USD: the sum of routing_metadata.cost.usd of served requests.",
+            [*deployment, "key", "team"],
             registry=r,
         )
         self.duration = Histogram(
             "switchboard_request_duration_seconds",
-            "Time from dispatch to the answer's last byte, for answered requests.",
-            ["model", "provider", "stream"],
+            "Time from the request's arrival to its answer's last byte, as the client saw "
+            "it (failed tries, retries and fallbacks included), for answered requests.",
+            ["endpoint", *deployment, "stream"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.upstream = Histogram(
+            "switchboard_upstream_latency_seconds",
+            "Time from the serving try's start to its last byte, per deployment.",
+            deployment,
             buckets=DURATION_BUCKETS,
             registry=r,
         )
         self.ttft = Histogram(
             "switchboard_ttft_seconds",
-            "Time to the first output token of answered streams.",
-            ["model", "provider"],
+            "Time to the first output token of answered streams, per deployment.",
+            deployment,
             buckets=TTFT_BUCKETS,
             registry=r,
         )
+        self.throughput = Histogram(
+            "switchboard_tokens_per_second",
+            "Output tokens per second while generating, per deployment.",
+            deployment,
+            buckets=TOKENS_PER_SECOND_BUCKETS,
+            registry=r,
+        )
         r.register(DeploymentCollector(scoreboard))
-        self._series: dict[tuple[str, str, bool], _Series] = {}
-        self._answered: list[tuple[RoutingMetadata, Usage, bool]] = []
-        self._chat_errors: dict[tuple[str, str], Counter] = {}
-        self._attempt_errors: dict[tuple[str, str, str], Counter] = {}
+        r.register(_NowCollector(stores, self.in_flight))
+        self._children: dict[tuple[Histogram, tuple[str, ...]], Histogram] = {}
 
-    # --- the request path ----------------------------------------------------------
+    async def deliver(self, records: Sequence[RequestRecord]) -> None:
+        self.count(records)
 
-    def observe(self, metadata: RoutingMetadata, usage: Usage, *, stream: bool) -> None:
-        """An answered request (for a stream: once its last chunk has arrived). Only
-        noted here: prometheus_client's locked updates, several per request, run in
-        `flush()` (at each scrape, and every `_FLUSH_EVERY` requests)."""
-        self._answered.append((metadata, usage, stream))
-        if len(self._answered) >= _FLUSH_EVERY:
-            self.flush()
+    def count(self, records: Sequence[RequestRecord]) -> None:
+        """Counter increments are summed per series first: prometheus_client takes a
+        lock and builds a label tuple on every call."""
+        sums: dict[tuple[Counter, tuple[str, ...]], float] = {}
 
-    def flush(self) -> None:
-        """Bring the counters and histograms up to date with the answered requests."""
-        answered, self._answered = self._answered, []
-        totals: dict[_Series, list[float]] = {}
-        for metadata, usage, stream in answered:
-            key = (metadata.model_canonical, metadata.provider, stream)
-            series = self._series.get(key)
-            if series is None:
-                series = self._series[key] = _Series(self, *key)
-            series.duration.observe(metadata.latency_ms / 1000)
-            if metadata.ttft_ms is not None:
-                series.ttft.observe(metadata.ttft_ms / 1000)
-            total = totals.get(series)
-            if total is None:
-                total = totals[series] = [0.0, 0.0, 0.0, 0.0]
-            total[0] += 1
-            total[1] += usage.prompt_tokens
-            total[2] += usage.completion_tokens
-            total[3] += metadata.cost.usd
-            if metadata.attempts:
-                self._failed_attempts(metadata.attempts)
-        for series, (requests, prompt, completion, cost) in totals.items():
-            series.requests.inc(requests)
-            series.prompt.inc(prompt)
-            series.completion.inc(completion)
-            series.cost.inc(cost)
+        def add(counter: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
+            key = (counter, labels)
+            sums[key] = sums.get(key, 0.0) + amount
 
-    def failed(self, error: SwitchboardError, *, chat: bool) -> None:
-        """An error answer. `chat`: it answers a chat completion request, which then
-        counts as a request with `outcome="error"`."""
-        self.errors.labels(str(error.status), error_code(error)).inc()
-        if not chat:
-            return
-        attempts = error.attempts if isinstance(error, RoutingFailed) else []
-        self._failed_attempts(attempts)
-        last = attempts[-1] if attempts else None
-        self._chat_error(last.model if last else "", last.provider if last else "").inc()
+        for record in records:
+            self._count_one(record, add)
+        for (counter, labels), amount in sums.items():
+            if amount:
+                counter.labels(*labels).inc(amount)
 
-    def stream_failed(
-        self, error: SwitchboardError, model: str, provider: str, *, upstream_failed: bool = True
+    def _count_one(
+        self, record: RequestRecord, add: Callable[[Counter, tuple[str, ...], float], None]
     ) -> None:
-        """A stream that failed after it started (the error went out as its last event).
-        `upstream_failed`: the serving deployment's try failed, not the gateway itself."""
-        self.errors.labels(str(error.status), error_code(error)).inc()
-        if upstream_failed and isinstance(error, ProviderError):
-            self._attempt_failed(model, provider, error_code(error))
-        self._chat_error(model, provider).inc()
+        endpoint = endpoint_label(record)
+        model, provider = _deployment_of(record)
+        key, team = record.key or "", record.team or ""
+        status = record.status
+        if endpoint != "other":
+            outcome = _outcome(status)
+            add(self.requests, (endpoint, model, provider, key, team, outcome), 1.0)
+        if status >= 400 and status != CLIENT_CLOSED:
+            add(self.errors, (endpoint, str(status), record.error_code or ""), 1.0)
+            limit = LIMIT_CODES.get(record.error_code or "")
+            if limit is not None:
+                add(self.limited, (limit, key, team), 1.0)
+        self._count_tries(record, add)
+        metadata = record.routing_metadata
+        if metadata is None:
+            return
+        if record.usage is not None:
+            add(self.tokens, (model, provider, key, team, "prompt"), record.usage.prompt_tokens)
+            completion = record.usage.completion_tokens
+            add(self.tokens, (model, provider, key, team, "completion"), completion)
+        add(self.cost, (model, provider, key, team), record.cost_usd)
+        if status >= 400:
+            return
+        stream = "true" if record.stream else "false"
+        observe = self._observe
+        observe(self.duration, (endpoint, model, provider, stream), record.duration_ms / 1000)
+        observe(self.upstream, (model, provider), metadata.latency_ms / 1000)
+        if metadata.ttft_ms is not None:
+            observe(self.ttft, (model, provider), metadata.ttft_ms / 1000)
+        if metadata.throughput_tps is not None:
+            observe(self.throughput, (model, provider), metadata.throughput_tps)
 
-    def _chat_error(self, model: str, provider: str) -> Counter:
-        key = (model, provider)
-        child = self._chat_errors.get(key)
+    def _observe(self, histogram: Histogram, labels: tuple[str, ...], value: float) -> None:
+        # the child resolved once per series: `labels()` locks and checks on every call
+        child = self._children.get((histogram, labels))
         if child is None:
-            child = self._chat_errors[key] = self.requests.labels(model, provider, "error")
-        return child
+            child = self._children[histogram, labels] = histogram.labels(*labels)
+        child.observe(value)
 
-    def _failed_attempts(self, attempts: list[Attempt]) -> None:
-        for attempt in attempts:
-            self._attempt_failed(attempt.model, attempt.provider, attempt.error)
-
-    def _attempt_failed(self, model: str, provider: str, error: str) -> None:
-        key = (model, provider, error)
-        child = self._attempt_errors.get(key)
-        if child is None:
-            child = self._attempt_errors[key] = self.attempts_failed.labels(*key)
-        child.inc()
+    def _count_tries(
+        self, record: RequestRecord, add: Callable[[Counter, tuple[str, ...], float], None]
+    ) -> None:
+        """Failed tries, and what followed each: the same deployment again (a retry) or
+        another one (a fallback)."""
+        tried = [(a.model, a.provider) for a in record.attempts]
+        for attempt in record.attempts:
+            add(self.attempts_failed, (attempt.model, attempt.provider, attempt.error), 1.0)
+        metadata = record.routing_metadata
+        if metadata is not None:
+            tried.append((metadata.model_canonical, metadata.provider))
+            if record.status >= 400 and record.status != CLIENT_CLOSED:
+                # the serving try failed after the stream began: a failed try too
+                served = (metadata.model_canonical, metadata.provider, record.error_code or "")
+                add(self.attempts_failed, served, 1.0)
+        for before, after in itertools.pairwise(tried):
+            add(self.retries if before == after else self.fallbacks, before, 1.0)
 
 
 class DeploymentCollector:
@@ -198,6 +259,30 @@ class DeploymentCollector:
 
     def collect(self) -> Iterator[Metric]:
         yield from deployment_families(self._scoreboard())
+
+
+class _NowCollector:
+    """What is true at the moment of the scrape: store health, requests in flight."""
+
+    def __init__(self, stores: Callable[[], Sequence[StoreHealth]], in_flight: InFlight) -> None:
+        self._stores = stores
+        self._in_flight = in_flight
+
+    def collect(self) -> Iterator[Metric]:
+        degraded = GaugeMetricFamily(
+            "switchboard_store_degraded",
+            "1 when a shared store is unreachable: store=routing routes on this replica's "
+            "statistics, store=governance limits and budgets on this replica alone.",
+            labels=["store", "backend"],
+        )
+        for health in self._stores():
+            degraded.add_metric([health.store, health.backend], 1.0 if health.degraded else 0.0)
+        yield degraded
+        yield GaugeMetricFamily(
+            "switchboard_http_requests_in_flight",
+            "HTTP requests being served by this process, streams until their last byte.",
+            value=self._in_flight.count,
+        )
 
 
 _DEPLOYMENT = ["model", "provider", "provider_model_id"]
@@ -279,16 +364,10 @@ def deployment_families(board: Scoreboard) -> list[Metric]:
         healthy.add_metric(labels, 1.0 if row.health == "healthy" else 0.0)
         for state in HEALTH_STATES:
             health.add_metric([*labels, state], 1.0 if row.health == state else 0.0)
-    degraded = GaugeMetricFamily(
-        "switchboard_store_degraded",
-        "1 when the shared metrics store is unreachable and routing uses local statistics.",
-        labels=["backend"],
-    )
-    degraded.add_metric([board.store.backend], 1.0 if board.store.degraded else 0.0)
     age = GaugeMetricFamily(
         "switchboard_store_snapshot_age_seconds",
         "Age of the statistics snapshot routing reads.",
         value=board.snapshot_age_ms / 1000,
     )
     families: list[Metric] = [latency, ttft, throughput, error_rate, requests, errors]
-    return [*families, in_flight, price, healthy, health, degraded, age]
+    return [*families, in_flight, price, healthy, health, age]

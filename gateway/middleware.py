@@ -6,6 +6,7 @@ from __future__ import annotations
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from gateway.metrics import InFlight
 from gateway.request_ids import acceptable_request_id, new_request_id
 from providers import correlation
 from providers.correlation import Correlation, valid_traceparent, valid_tracestate
@@ -15,9 +16,10 @@ _TRACEPARENT = b"traceparent"
 _TRACESTATE = b"tracestate"
 
 
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
+def request_id_middleware(app: ASGIApp, in_flight: InFlight | None = None) -> ASGIApp:
     """Adopt the caller's `x-request-id` (when sane) or make one; store it in the scope for
-    handlers and add it to every response."""
+    handlers and add it to every response. `in_flight` counts the requests being served."""
+    counter = in_flight or InFlight()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -51,9 +53,11 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 tracestate=valid_tracestate(tracestate) if traceparent else None,
             )
         )
+        counter.count += 1
         try:
             await app(scope, receive, send_with_id)
         finally:
+            counter.count -= 1
             correlation.reset(token)
 
     return middleware

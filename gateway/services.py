@@ -13,7 +13,7 @@ from gateway.governance.factory import open_governance_store
 from gateway.governance.key_admin import KeyAdmin
 from gateway.governance.keys import KeySnapshots
 from gateway.governance.settlement import Settler
-from gateway.metrics import GatewayMetrics
+from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
 from gateway.scoreboard import Scoreboard, scoreboard
 from providers.base import Provider
 from providers.config import ProviderConfig
@@ -34,7 +34,12 @@ def catalogue_family(config: ProviderConfig) -> str:
 
 
 class Services:
-    def __init__(self, config: Config, catalogue: ModelCatalogue | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        catalogue: ModelCatalogue | None = None,
+        in_flight: InFlight | None = None,
+    ) -> None:
         """Raises ConfigError for what only shows once providers exist (a price missing
         from both the config and the model catalogue)."""
         self.config = config
@@ -62,7 +67,7 @@ class Services:
         self.router = Router(self.providers, self.models, config.routing, self.store)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
         self.admin = AdminAuthenticator(config.admin)
-        self.metrics = GatewayMetrics(self.live_scoreboard)
+        self.metrics = GatewayMetrics(self.live_scoreboard, self.store_health, in_flight)
         # the request pipeline's two ends: admission before dispatch, accounts after
         governance_store = open_governance_store(config.store, config.governance)
         self.governance = Governance(config.governance, governance_store, config.routing.deadline)
@@ -72,6 +77,7 @@ class Services:
         )
         self.accounts = Accounts()
         self.accounts.add_sink(Settler(governance_store))
+        self.accounts.add_sink(self.metrics)
 
     def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:
         """The live status of these models' deployments (default: every model's)."""
@@ -83,6 +89,13 @@ class Services:
             store.status(),
             store.clock(),
         )
+
+    def store_health(self) -> list[StoreHealth]:
+        routing, governance = self.store.status(), self.governance.store.status()
+        return [
+            StoreHealth("routing", routing.backend, routing.degraded),
+            StoreHealth("governance", governance.backend, governance.degraded),
+        ]
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
         """A key's `allowed_models` patterns match the name as sent or its canonical model

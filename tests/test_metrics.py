@@ -3,6 +3,7 @@ as the client, and the exposition parsed by prometheus_client's own parser."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,8 +14,6 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.metrics import error_code
-from providers.errors import UpstreamRejectedRequest
 from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import ErrorReply, MockUpstream, SSEReply
 from tests.routing_setup import HELLO, routed_config
@@ -97,48 +96,75 @@ def test_counters_and_histograms_add_up_to_the_answers(
     assert httpx.get(f"{gateway.url}/v1/nope", timeout=5).status_code == 404
 
     samples = scrape(gateway)
+
+    def chat(model: str, provider: str, outcome: str) -> frozenset[tuple[str, str]]:
+        labels = {"endpoint": "chat.completions", "key": "", "team": "", "outcome": outcome}
+        return frozenset({**labels, "model": model, "provider": provider}.items())
+
     assert series(samples, "switchboard_requests_total") == {
-        frozenset({("model", "m"), ("provider", "cheap"), ("outcome", "success")}): 5,
-        frozenset({("model", "m"), ("provider", "backup"), ("outcome", "success")}): 1,
+        chat("m", "cheap", "success"): 5,
+        chat("m", "backup", "success"): 1,
         # the last deployment tried, or none: an unknown model's name never becomes a label
-        frozenset({("model", "solo"), ("provider", "flaky"), ("outcome", "error")}): 1,
-        frozenset({("model", ""), ("provider", ""), ("outcome", "error")}): 2,
-        frozenset({("model", "m"), ("provider", "cheap"), ("outcome", "error")}): 1,
+        chat("solo", "flaky", "error"): 1,
+        chat("", "", "error"): 2,
+        chat("m", "cheap", "error"): 1,
+        # an unknown URL is not an API request: only an error answer
     }
+
+    def error(status: str, code: str, endpoint: str = "chat.completions") -> Any:
+        return frozenset({("endpoint", endpoint), ("status", status), ("code", code)})
+
     assert series(samples, "switchboard_errors_total") == {
-        frozenset({("status", "502"), ("code", "upstream_unavailable")}): 1,
-        frozenset({("status", "404"), ("code", "model_not_found")}): 1,
-        frozenset({("status", "400"), ("code", "upstream_rejected_request")}): 1,
-        frozenset({("status", "502"), ("code", "upstream_stream_cut")}): 1,
-        frozenset({("status", "404"), ("code", "unknown_url")}): 1,
+        error("502", "upstream_unavailable"): 1,
+        error("404", "model_not_found"): 1,
+        # an upstream's own code is counted under our class's code
+        error("400", "upstream_rejected_request"): 1,
+        error("502", "upstream_stream_cut"): 1,
+        error("404", "unknown_url", endpoint="other"): 1,
     }
     assert series(samples, "switchboard_upstream_attempts_failed_total") == {
         frozenset({("model", "m"), ("provider", "cheap"), ("error", "upstream_unavailable")}): 1,
         frozenset({("model", "solo"), ("provider", "flaky"), ("error", "upstream_unavailable")}): 1,
         frozenset({("model", "m"), ("provider", "cheap"), ("error", "upstream_stream_cut")}): 1,
     }
+    # the 503 from the cheapest moved that request to the backup; nothing was retried
+    assert series(samples, "switchboard_fallbacks_total") == {
+        frozenset({("model", "m"), ("provider", "cheap")}): 1
+    }
+    assert series(samples, "switchboard_retries_total") == {}
 
+    cut_usage = 0  # the cut stream was served (and charged) for what it produced
     for provider in ("cheap", "backup"):
         served = [(m, u, s) for m, u, s in answers if m["provider"] == provider]
-        labels = {"model": "m", "provider": provider}
-        assert value(samples, "switchboard_tokens_total", **labels, kind="prompt") == sum(
-            u.prompt_tokens for _, u, _ in served
-        )
-        assert value(samples, "switchboard_tokens_total", **labels, kind="completion") == sum(
-            u.completion_tokens for _, u, _ in served
-        )
-        assert value(samples, "switchboard_cost_usd_total", **labels) == pytest.approx(
-            sum(m["cost"]["usd"] for m, _, _ in served), rel=1e-9
-        )
+        labels = {"model": "m", "provider": provider, "key": "", "team": ""}
+        prompt = value(samples, "switchboard_tokens_total", **labels, kind="prompt")
+        assert prompt is not None and prompt >= sum(u.prompt_tokens for _, u, _ in served)
+        if provider == "backup":
+            assert prompt == sum(u.prompt_tokens for _, u, _ in served)
+            assert value(samples, "switchboard_tokens_total", **labels, kind="completion") == (
+                sum(u.completion_tokens for _, u, _ in served)
+            )
+            assert value(samples, "switchboard_cost_usd_total", **labels) == pytest.approx(
+                sum(m["cost"]["usd"] for m, _, _ in served), rel=1e-9
+            )
+        else:
+            cut_usage = int(prompt) - sum(u.prompt_tokens for _, u, _ in served)
+        deployment = {"model": "m", "provider": provider}
+        upstream = [m["latency_ms"] / 1000 for m, _, _ in served]
+        name = "switchboard_upstream_latency_seconds"
+        assert value(samples, f"{name}_count", **deployment) == len(upstream)
+        assert value(samples, f"{name}_sum", **deployment) == pytest.approx(sum(upstream))
         for stream in (False, True):
             timed = [m["latency_ms"] / 1000 for m, _, s in served if s == stream]
             flag = "true" if stream else "false"
             name = "switchboard_request_duration_seconds"
-            assert value(samples, f"{name}_count", **labels, stream=flag) == (len(timed) or None)
+            labels = {"endpoint": "chat.completions", **deployment, "stream": flag}
+            assert value(samples, f"{name}_count", **labels) == (len(timed) or None)
             if timed:
-                assert value(samples, f"{name}_sum", **labels, stream=flag) == pytest.approx(
-                    sum(timed)
-                )
+                # as the client saw it: never less than the serving try, failed tries included
+                total = value(samples, f"{name}_sum", **labels)
+                assert total is not None and total >= sum(timed)
+    assert cut_usage > 0
     ttfts = [m["ttft_ms"] / 1000 for m, _, s in answers if s]
     assert value(samples, "switchboard_ttft_seconds_count", model="m", provider="cheap") == 2
     assert value(
@@ -171,7 +197,10 @@ def test_counters_and_histograms_add_up_to_the_answers(
         assert value(samples, "switchboard_deployment_latency_ms", **cheap, stat=stat)
     assert value(samples, "switchboard_deployment_ttft_ms", **cheap, stat="ewma")
     assert value(samples, "switchboard_deployment_errors_window", **cheap) == 2  # 503, cut
-    assert value(samples, "switchboard_store_degraded", backend="memory") == 0
+    for store in ("routing", "governance"):
+        assert value(samples, "switchboard_store_degraded", store=store, backend="memory") == 0
+    # this scrape itself is the one request in flight
+    assert value(samples, "switchboard_http_requests_in_flight") == 1
     age = value(samples, "switchboard_store_snapshot_age_seconds")
     assert age is not None and 0 <= age < 1
 
@@ -185,7 +214,8 @@ def test_two_apps_in_one_process_count_apart(
     for _ in range(3):
         first.sdk().chat.completions.create(model="m", messages=HELLO)
     second.sdk().chat.completions.create(model="m", messages=HELLO)
-    labels = {"model": "m", "provider": "only", "outcome": "success"}
+    labels = {"endpoint": "chat.completions", "model": "m", "provider": "only", "key": ""}
+    labels.update(team="", outcome="success")
     assert value(scrape(first), "switchboard_requests_total", **labels) == 3
     assert value(scrape(second), "switchboard_requests_total", **labels) == 1
 
@@ -228,7 +258,100 @@ def test_no_provider_key_in_the_exposition(
     assert "4711" not in text
 
 
-def test_an_upstreams_own_error_code_is_not_a_label() -> None:
-    refused = UpstreamRejectedRequest("too long", code="context_length_exceeded")
-    assert refused.code == "context_length_exceeded"  # the client still sees it
-    assert error_code(refused) == "upstream_rejected_request"
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def test_keys_teams_and_limit_rejections_are_labels(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    config = routed_config({"m": [("only", 1.0)]}, {"only": upstream.url})
+    config["auth"] = {
+        "teams": [{"name": "search"}],
+        "keys": [
+            {"name": "search-prod", "key_sha256": _digest("sk-a-0001"), "team": "search"},
+            {"name": "solo", "key_sha256": _digest("sk-b-0002"), "rpm": 1},
+            {"name": "broke", "key_sha256": _digest("sk-c-0003"), "budget_usd": {"daily": 0}},
+        ],
+    }
+    gateway = gateway_factory(config)
+    for _ in range(2):
+        gateway.sdk("sk-a-0001").chat.completions.create(model="m", messages=HELLO)
+    gateway.sdk("sk-b-0002").chat.completions.create(model="m", messages=HELLO)
+    with pytest.raises(openai.RateLimitError):  # one request per minute
+        gateway.sdk("sk-b-0002").chat.completions.create(model="m", messages=HELLO)
+    with pytest.raises(openai.RateLimitError):  # nothing to spend
+        gateway.sdk("sk-c-0003").chat.completions.create(model="m", messages=HELLO)
+    with pytest.raises(openai.AuthenticationError):  # a made-up key is no label
+        gateway.sdk("sk-made-up").chat.completions.create(model="m", messages=HELLO)
+
+    samples = scrape(gateway)
+    requests = {
+        (dict(k)["key"], dict(k)["team"], dict(k)["outcome"]): v
+        for k, v in series(samples, "switchboard_requests_total").items()
+    }
+    assert requests == {
+        ("search-prod", "search", "success"): 2,
+        ("solo", "", "success"): 1,
+        ("solo", "", "error"): 1,
+        ("broke", "", "error"): 1,
+        ("", "", "error"): 1,
+    }
+    assert series(samples, "switchboard_limit_rejections_total") == {
+        frozenset({("limit", "rate"), ("key", "solo"), ("team", "")}): 1,
+        frozenset({("limit", "budget"), ("key", "broke"), ("team", "")}): 1,
+    }
+    cost = {dict(k)["key"]: v for k, v in series(samples, "switchboard_cost_usd_total").items()}
+    assert set(cost) == {"search-prod", "solo"} and cost["search-prod"] > cost["solo"] > 0
+    tokens = series(samples, "switchboard_tokens_total")
+    assert {(dict(k)["key"], dict(k)["team"]) for k in tokens} == {
+        ("search-prod", "search"),
+        ("solo", ""),
+    }
+
+
+def test_retries_and_fallbacks_are_counted_per_deployment(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    first, second = mock_upstream_factory(), mock_upstream_factory()
+    config = routed_config(
+        {"m": [("first", 1.0), ("second", 2.0)]},
+        {"first": first.url, "second": second.url},
+        retries={"attempts": 2, "backoff_initial": 0.01},
+    )
+    gateway = gateway_factory(config)
+    # a retry that works; then two failures on `first` and a fallback to `second`
+    first.enqueue(ErrorReply(503, "busy", type="server_error"))
+    gateway.sdk().chat.completions.create(model="m", messages=HELLO)
+    first.enqueue(ErrorReply(503, "busy"), ErrorReply(503, "busy"))
+    answer = gateway.sdk().chat.completions.create(model="m", messages=HELLO)
+    assert metadata_of(answer)["provider"] == "second"
+    samples = scrape(gateway)
+    assert series(samples, "switchboard_retries_total") == {
+        frozenset({("model", "m"), ("provider", "first")}): 2
+    }
+    assert series(samples, "switchboard_fallbacks_total") == {
+        frozenset({("model", "m"), ("provider", "first")}): 1
+    }
+    failed = series(samples, "switchboard_upstream_attempts_failed_total")
+    assert sum(failed.values()) == 3
+
+
+def test_a_stream_is_in_flight_until_its_end(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    upstream.enqueue(SSEReply(delay_between=5.0))  # far longer than the test needs
+    gateway = gateway_factory(routed_config({"m": [("only", 1.0)]}, {"only": upstream.url}))
+    body = {"model": "m", "messages": HELLO, "stream": True}
+    with httpx.stream(
+        "POST", f"{gateway.url}/v1/chat/completions", json=body, timeout=10
+    ) as answer:
+        lines = answer.iter_lines()  # held: a dropped iterator closes the response
+        assert next(lines).startswith("data: ")  # the stream has begun
+        # the scrape and the open stream
+        assert value(scrape(gateway), "switchboard_http_requests_in_flight") == 2
+    # the client left: the stream ends, only the scrape is left in flight
+    samples = wait_for(gateway, lambda s: value(s, "switchboard_http_requests_in_flight") == 1)
+    assert value(samples, "switchboard_http_requests_in_flight") == 1

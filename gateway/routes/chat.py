@@ -43,13 +43,12 @@ async def chat_completions(request: Request[object, object, State]) -> ASGIApp:
         if stream.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
         return ASGIStreamingResponse(
-            iterator=sse_events(stream, services.metrics, account),
+            iterator=sse_events(stream, account),
             media_type="text/event-stream",
             headers=headers,
         )
 
     completed = await services.router.complete(chat, options, request_id, plan=plan)
-    services.metrics.observe(completed.metadata, completed.usage, stream=False)
     account.succeeded(completed.metadata, completed.usage)
     headers = success_headers(
         completed.metadata, with_cost=True, dropped_params=completed.dropped_params

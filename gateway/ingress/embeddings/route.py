@@ -37,7 +37,6 @@ async def embeddings(request: Request[object, object, State]) -> ASGIApp:
         plan=plan,
         call=embed_call(services.providers, embedding, request_id),
     )
-    services.metrics.observe(completed.metadata, completed.usage, stream=False)
     account.succeeded(completed.metadata, completed.usage)
     body = completed.response.body
     if completed.response.usage is None:
