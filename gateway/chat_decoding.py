@@ -3,7 +3,8 @@
 The body is parsed once into `{field: raw bytes}`; each known field's bytes are then
 decoded into its declared type, so range and shape checks happen in msgspec, and the raw
 bytes of every field the client sent are kept for forwarding untouched. The steps are
-public (`decode_fields`, `field_decoders`, `decode_field`, `route_options`): every
+public (`decode_fields`, `field_decoders`, `decode_field`, `field_error`,
+`route_options`): every
 OpenAI-shaped endpoint decodes its body the same way.
 """
 
@@ -55,7 +56,8 @@ _OPTION_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
 }
 
 
-def _field_error(name: str, exc: msgspec.ValidationError) -> InvalidRequest:
+def field_error(name: str, exc: msgspec.ValidationError) -> InvalidRequest:
+    """A 400 naming the path, inside the field `name`, of what failed to decode."""
     text = str(exc)
     path = name
     match = _AT.search(text)
@@ -75,7 +77,7 @@ def decode_field(name: str, value: Raw, decoders: dict[str, msgspec.json.Decoder
     try:
         return decoders[name].decode(value)
     except msgspec.ValidationError as exc:
-        raise _field_error(name, exc) from None
+        raise field_error(name, exc) from None
 
 
 def decode_fields(body: bytes) -> dict[str, Raw]:
@@ -135,7 +137,7 @@ def _convert_functions(fields: dict[str, Raw], typed: dict[str, Any], raw: dict[
         try:
             typed["tools"] = _DECODERS["tools"].decode(raw["tools"])
         except msgspec.ValidationError as exc:  # an entry that is no function definition
-            raise _field_error("functions", _without_wrapper(exc)) from None
+            raise field_error("functions", _without_wrapper(exc)) from None
     if "function_call" in fields and "tool_choice" not in fields:
         call = decode_field("function_call", fields["function_call"], _LEGACY_DECODERS)
         choice: Any = call if isinstance(call, str) else {"type": "function", "function": call}
