@@ -13,6 +13,7 @@ from providers.chat_types import ChatRequest, Usage
 
 if TYPE_CHECKING:
     from providers.embeddings import EmbeddingsAPI
+    from providers.openai.responses import ResponsesAPI
 
 
 class ProviderCall(msgspec.Struct, kw_only=True):
@@ -53,6 +54,7 @@ class Provider(ABC):
     capabilities: Capabilities = Capabilities()
     # operations beside chat, where the upstream API has them (None: it has not)
     embeddings: EmbeddingsAPI | None = None
+    responses: ResponsesAPI | None = None  # OpenAI's Responses API (OpenAI, Azure)
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -15,6 +15,7 @@ from providers.base import ProviderCall
 from providers.openai.adapter import OpenAIWireProvider
 from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.presets import ForwardingProfile
+from providers.openai.responses import ResponsesAPI
 
 
 class AzureOpenAIProvider(OpenAIWireProvider):
@@ -25,7 +26,8 @@ class AzureOpenAIProvider(OpenAIWireProvider):
 
     def __init__(self, name: str, config: AzureConfig) -> None:
         credentials = {"api-key": config.api_key} if config.api_key else {}
-        super().__init__(name, config, config.profile_over(ForwardingProfile()), credentials)
+        profile = config.profile_over(ForwardingProfile(responses_api=True))
+        super().__init__(name, config, profile, credentials)
         self._endpoint = config.endpoint.rstrip("/")
         self._api_version = quote(config.api_version, safe="")
         self._urls: dict[tuple[str, str], str] = {}
@@ -36,6 +38,11 @@ class AzureOpenAIProvider(OpenAIWireProvider):
             lambda model: self.operation_url(model, "embeddings"),
             self.extension,
         )
+        if profile.responses_api:
+            # the v1 API (GA since August 2025): no deployment in the path and no
+            # api-version; the deployment name goes in the body's `model`
+            url = f"{self._endpoint}/openai/v1/responses"
+            self.responses = ResponsesAPI(name, self._http, self._headers, url, self.extension)
 
     def url_for(self, call: ProviderCall) -> str:
         return self.operation_url(call.model, "chat/completions")

@@ -27,6 +27,7 @@ from providers.openai.config import OpenAIConfig, UpstreamOptions
 from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.errors import classify_status
 from providers.openai.presets import ForwardingProfile
+from providers.openai.responses import ResponsesAPI
 from providers.openai.wire import ChunkView, UpstreamErrorDetail, chunk_decoder, completion_decoder
 from providers.sse import SSEDecoder
 
@@ -217,6 +218,9 @@ class OpenAIProvider(OpenAIWireProvider):
         self.embeddings = OpenAIEmbeddings(
             name, self._http, self._headers, lambda _: embeddings_url, self.extension
         )
+        if self.profile.responses_api:
+            url = base_url + "/responses"
+            self.responses = ResponsesAPI(name, self._http, self._headers, url, self.extension)
 
     def url_for(self, call: ProviderCall) -> str:
         return self._url

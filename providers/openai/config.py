@@ -27,6 +27,7 @@ class UpstreamOptions(ConnectionOptions, kw_only=True, forbid_unknown_fields=Tru
     stream_usage: bool | None = None
     drop_params: list[str] | None = None  # replaces the preset's list
     capabilities: CapabilityOverrides | None = None
+    responses_api: bool | None = None  # serves `POST /responses` (see presets.ForwardingProfile)
 
     def profile_over(self, base: ForwardingProfile) -> ForwardingProfile:
         """`base` with this config's explicit choices applied."""
@@ -39,6 +40,8 @@ class UpstreamOptions(ConnectionOptions, kw_only=True, forbid_unknown_fields=Tru
             changes["drop_params"] = tuple(self.drop_params)
         if self.capabilities is not None:
             changes["capabilities"] = with_overrides(base.capabilities, self.capabilities)
+        if self.responses_api is not None:
+            changes["responses_api"] = self.responses_api
         return msgspec.structs.replace(base, **changes)
 
 

@@ -46,6 +46,9 @@ class ForwardingProfile(msgspec.Struct, frozen=True, kw_only=True):
     renames: tuple[tuple[str, str], ...] = ()
     # honours `stream_options.include_usage`; if not, no `stream_options` is sent
     stream_usage: bool = True
+    # also serves OpenAI's Responses API (`POST /responses`): Responses requests are
+    # forwarded to it rather than translated onto chat
+    responses_api: bool = False
     # what the API can do for any model (reasoning is per model: the catalogue says)
     capabilities: Capabilities = Capabilities()
 
@@ -59,6 +62,7 @@ PRESETS: dict[PresetName, Preset] = {
     "openai": Preset(
         base_url="https://api.openai.com/v1",
         output_limit_field="max_completion_tokens",
+        responses_api=True,
     ),
     # documented 400s: logprobs, top_logprobs, logit_bias, n other than 1
     # (messages[].name too, but that is inside messages and is not rewritten)
