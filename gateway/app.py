@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
 from gateway.ingress.embeddings.route import embeddings
 from gateway.metrics import InFlight
+from gateway.ingress.responses.route import create_response
 from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key
@@ -45,6 +46,7 @@ def create_app(config: Config) -> Litestar:
         route_handlers=[
             chat_completions,
             embeddings,
+            create_response,
             list_models,
             get_model,
             list_providers,

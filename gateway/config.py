@@ -21,6 +21,7 @@ from gateway.governance.config import (
     GovernanceConfig,
     LimitsConfig,
 )
+from gateway.ingress.responses.config import ResponsesConfig
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
 
@@ -65,6 +66,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin: AdminConfig | None = None
     governance: GovernanceConfig = msgspec.field(default_factory=GovernanceConfig)
     cors: CorsConfig | None = None
+    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
 
 
 class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -79,6 +81,7 @@ class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     admin: Any = None
     governance: Any = None
     cors: Any = None
+    responses: Any = None
 
 
 def _interpolate(value: Any, path: str) -> Any:

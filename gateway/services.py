@@ -13,6 +13,8 @@ from gateway.governance.factory import open_governance_store
 from gateway.governance.key_admin import KeyAdmin
 from gateway.governance.keys import KeySnapshots
 from gateway.governance.settlement import Settler
+from gateway.ingress.responses.service import ResponsesService
+from gateway.ingress.responses.store import open_response_store
 from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
 from gateway.scoreboard import Scoreboard, scoreboard
 from providers.base import Provider
@@ -78,6 +80,13 @@ class Services:
         self.accounts = Accounts()
         self.accounts.add_sink(Settler(governance_store))
         self.accounts.add_sink(self.metrics)
+        self.responses = ResponsesService(
+            self.router,
+            self.providers,
+            open_response_store(config.store, config.responses),
+            self.metrics,
+            config.responses,
+        )
 
     def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:
         """The live status of these models' deployments (default: every model's)."""
@@ -115,10 +124,12 @@ class Services:
         await self.governance.store.start()
         await self.keys.start()
         await self.accounts.start()
+        await self.responses.store.start()
 
     async def aclose(self) -> None:
         await self.accounts.aclose()  # settles what is still batched
         await self.keys.aclose()
         await self.governance.store.aclose()
         await self.store.aclose()
+        await self.responses.store.aclose()
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

@@ -548,6 +548,10 @@ def _builtin_reply(method: str, path: str, req: Any) -> Reply:
         options = body.get("stream_options")
         usage = isinstance(options, dict) and options.get("include_usage") is True
         return SSEReply(list(text_chunks(_request_model(req), usage)))
+    if method == "POST" and route.endswith("/responses"):
+        from tests.responses_mock import builtin_reply  # it builds on this module's shapes
+
+        return builtin_reply(req)
     # What api.openai.com answers for an unknown route.
     return ErrorReply(404, f"Invalid URL ({method} {path})")
 

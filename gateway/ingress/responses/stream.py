@@ -1,0 +1,117 @@
+"""The Responses event stream as the client gets it, whichever way it was produced.
+
+Events go out as they came (a native upstream's frames, or the translator's), bursts in
+one write. The closing event gets the request's `routing_metadata` (and, when the
+upstream reported no usage, the gateway's own count) spliced into its response, so it
+carries both as a non-streaming Response does. A failure after the first event ends the
+stream with an `error` event and a `response.failed` whose response keeps the stream's id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import msgspec
+from msgspec import Raw
+
+from gateway.ingress.responses.from_chat import responses_usage
+from gateway.ingress.responses.wire import ErrorEvent, ResponseError
+from gateway.metrics import GatewayMetrics
+from providers.errors import ProviderError, SwitchboardError
+from routing.metadata import RoutingMetadata
+from routing.router import RoutedStream
+
+log = logging.getLogger("switchboard.stream")
+_encode = msgspec.json.encode
+_fields = msgspec.json.Decoder(dict[str, Raw])
+_DATA = b"\ndata: "
+_NULL = Raw(b"null")
+
+# what to do with the finished response (keep it), given its fields
+OnCompleted = Callable[[dict[str, Raw]], None]
+
+
+def _split(frame: bytes) -> tuple[bytes, bytes]:
+    """`event: <type>` and the JSON of one frame."""
+    head, _, data = frame.partition(_DATA)
+    return head, data.rstrip(b"\n")
+
+
+def closed_response(
+    frame: bytes, metadata: RoutingMetadata, stream: RoutedStream
+) -> tuple[bytes, dict[str, Raw]]:
+    """The closing frame with `routing_metadata` in its response; and that response."""
+    head, data = _split(frame)
+    event = _fields.decode(data)
+    response = _fields.decode(event["response"])
+    response["routing_metadata"] = Raw(_encode(metadata))
+    if stream.usage_estimated and response.get("usage", _NULL) == _NULL:
+        response["usage"] = Raw(_encode(responses_usage(stream.usage)))
+    event["response"] = Raw(_encode(response))
+    return head + _DATA + _encode(event) + b"\n\n", response
+
+
+def failure_frames(
+    first: bytes, error: SwitchboardError, sequence: int, metadata: RoutingMetadata | None
+) -> bytes:
+    """`error`, then `response.failed` with the response `response.created` opened."""
+    event = ErrorEvent(
+        sequence_number=sequence, code=error.code, message=error.message, param=error.param
+    )
+    frames = b"event: error" + _DATA + _encode(event) + b"\n\n"
+    try:
+        response = _fields.decode(_fields.decode(_split(first)[1])["response"])
+    except (msgspec.DecodeError, msgspec.ValidationError, KeyError):
+        return frames  # no response to fail (the upstream opened with something else)
+    response["status"] = Raw(b'"failed"')
+    response["error"] = Raw(_encode(ResponseError(code=error.code, message=error.message)))
+    if metadata is not None:
+        response["routing_metadata"] = Raw(_encode(metadata))
+    failed = {
+        "type": Raw(b'"response.failed"'),
+        "sequence_number": Raw(_encode(sequence + 1)),
+        "response": Raw(_encode(response)),
+    }
+    return frames + b"event: response.failed" + _DATA + _encode(failed) + b"\n\n"
+
+
+async def sse_frames(
+    stream: RoutedStream, metrics: GatewayMetrics, on_completed: OnCompleted
+) -> AsyncIterator[bytes]:
+    served = stream.candidate
+    closing: bytes | None = None
+    pending: list[bytes] = []
+    sent = 0  # events so far: the next one's sequence number
+    try:
+        async for chunk in stream.chunks():
+            if chunk.usage_only:
+                closing = chunk.data  # held back: it gets the metadata once all is known
+            else:
+                pending.append(chunk.data)
+                sent += 1
+            if not chunk.more_buffered and pending:
+                yield b"".join(pending)
+                pending.clear()
+        if closing is None:  # pragma: no cover - both producers end with a closing event
+            raise ProviderError("the stream ended without its closing event")
+        metadata = stream.metadata()
+        metrics.observe(metadata, stream.usage, stream=True)
+        frame, response = closed_response(closing, metadata, stream)
+        pending.append(frame)
+        on_completed(response)
+    except SwitchboardError as exc:
+        metrics.stream_failed(exc, served.canonical, served.deployment.provider)
+        pending.append(failure_frames(stream.first_chunk.data, exc, sent, stream.metadata()))
+    except Exception:  # the stream has begun: the client must still get a clean ending
+        log.exception("stream %s failed", stream.request_id)
+        error = ProviderError("the stream failed inside the gateway")
+        metrics.stream_failed(
+            error, served.canonical, served.deployment.provider, upstream_failed=False
+        )
+        pending.append(failure_frames(stream.first_chunk.data, error, sent, None))
+    finally:
+        # also runs when the client disconnects: closes the upstream request
+        await stream.aclose()
+    if pending:
+        yield b"".join(pending)
