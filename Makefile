@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run loadgen test lint typecheck bench env clean
+.PHONY: run loadgen test lint typecheck bench env clean codex
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -19,6 +19,15 @@ $(VENV)/.synced: $(UV) pyproject.toml uv.lock
 	@touch $@
 
 env: $(VENV)/.synced
+
+# Codex CLI, for the test that runs it against the gateway (tests/test_codex_cli.py);
+# npm keeps the package in its cache, so a clean clone installs it again offline
+CODEX_VERSION := 0.171.0
+CODEX := $(TOOLS)/codex/node_modules/.bin/codex
+$(CODEX):
+	npm install --prefix $(TOOLS)/codex --no-audit --no-fund --silent @openai/codex@$(CODEX_VERSION)
+
+codex: $(CODEX)  ## install Codex CLI into .tools/ (needs node and npm)
 
 run: env  ## serve the embedded demo config on http://127.0.0.1:8080
 	$(VENV)/bin/switchboard serve $(if $(CONFIG),--config $(CONFIG)) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)
