@@ -4,8 +4,7 @@ The body is parsed once into `{field: raw bytes}`; each known field's bytes are 
 decoded into its declared type, so range and shape checks happen in msgspec, and the raw
 bytes of every field the client sent are kept for forwarding untouched. The steps are
 public (`decode_fields`, `field_decoders`, `decode_field`, `field_error`,
-`route_options`): every
-OpenAI-shaped endpoint decodes its body the same way.
+`route_options`): every OpenAI-shaped endpoint decodes its body the same way.
 """
 
 from __future__ import annotations

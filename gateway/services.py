@@ -81,11 +81,12 @@ class Services:
         self.accounts.add_sink(Settler(governance_store))
         self.accounts.add_sink(self.metrics)
         self.responses = ResponsesService(
-            self.router,
             self.providers,
+            self.governance,
             open_response_store(config.store, config.responses),
             self.metrics,
             config.responses,
+            config.limits,
         )
 
     def live_scoreboard(self, models: dict[str, list[Deployment]] | None = None) -> Scoreboard:

@@ -193,6 +193,7 @@ def test_create_on_a_translated_deployment(client: openai.OpenAI, up: Upstreams)
     assert raw.headers["x-switchboard-model"] == "upstream-model-id"
     assert float(raw.headers["x-switchboard-cost-usd"]) == metadata["cost"]["usd"]
     assert raw.headers["x-request-id"] == metadata["request_id"]
+    assert (response.usage.model_extra or {})["cost"] == metadata["cost"]["usd"]
     assert "x-switchboard-dropped-params" not in raw.headers
     sent = up.chat.last_request
     assert sent.path == "/v1/chat/completions"
@@ -233,6 +234,7 @@ def test_stream_on_a_translated_deployment(client: openai.OpenAI, up: Upstreams)
     assert metadata["provider"] == "chat" and metadata["ttft_ms"] is not None
     assert completed.usage is not None and completed.usage.output_tokens == len(DEFAULT_PIECES)
     assert metadata["cost"]["estimated"] is False
+    assert (completed.usage.model_extra or {})["cost"] == metadata["cost"]["usd"]  # OpenRouter's
     sent = up.chat.last_request.json
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 

@@ -63,9 +63,11 @@ def check_request(request: ChatRequest, limits: LimitsConfig) -> None:
         )
 
 
-def check_output_cap(requested: int | None, model: str, deployments: list[Deployment]) -> None:
+def check_output_cap(
+    requested: int | None, model: str, deployments: list[Deployment], param: str = "max_tokens"
+) -> None:
     """A `max_tokens` above what every deployment of the model can write is the client's
-    mistake, not a routing failure."""
+    mistake, not a routing failure. `param`: the limit's name in the endpoint's API."""
     if requested is None or not deployments:
         return
     caps = [d.capabilities.max_output_tokens for d in deployments]
@@ -74,6 +76,6 @@ def check_output_cap(requested: int | None, model: str, deployments: list[Deploy
     hard_cap = max(cap for cap in caps if cap is not None)
     if requested > hard_cap:
         raise OutputCapExceeded(
-            f"max_tokens is {requested}, but '{model}' writes at most {hard_cap} tokens.",
-            param="max_tokens",
+            f"{param} is {requested}, but '{model}' writes at most {hard_cap} tokens.",
+            param=param,
         )

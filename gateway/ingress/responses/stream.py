@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator, Callable
 import msgspec
 from msgspec import Raw
 
+from gateway.accounting import RequestAccount
+from gateway.answers import with_metadata
 from gateway.ingress.responses.from_chat import responses_usage
 from gateway.ingress.responses.wire import ErrorEvent, ResponseError
 from gateway.metrics import GatewayMetrics
@@ -41,14 +43,14 @@ def _split(frame: bytes) -> tuple[bytes, bytes]:
 def closed_response(
     frame: bytes, metadata: RoutingMetadata, stream: RoutedStream
 ) -> tuple[bytes, dict[str, Raw]]:
-    """The closing frame with `routing_metadata` in its response; and that response."""
+    """The closing frame with `routing_metadata` (and `usage.cost`) in its response, as a
+    whole Response has them; and that response's fields."""
     head, data = _split(frame)
     event = _fields.decode(data)
     response = _fields.decode(event["response"])
-    response["routing_metadata"] = Raw(_encode(metadata))
     if stream.usage_estimated and response.get("usage", _NULL) == _NULL:
         response["usage"] = Raw(_encode(responses_usage(stream.usage)))
-    event["response"] = Raw(_encode(response))
+    event["response"] = Raw(with_metadata(_encode(response), metadata))
     return head + _DATA + _encode(event) + b"\n\n", response
 
 
@@ -77,8 +79,12 @@ def failure_frames(
 
 
 async def sse_frames(
-    stream: RoutedStream, metrics: GatewayMetrics, on_completed: OnCompleted
+    stream: RoutedStream,
+    metrics: GatewayMetrics,
+    account: RequestAccount,
+    on_completed: OnCompleted,
 ) -> AsyncIterator[bytes]:
+    """`account` is closed as the stream ends, fails, or is left by the client."""
     served = stream.candidate
     closing: bytes | None = None
     pending: list[bytes] = []
@@ -97,20 +103,27 @@ async def sse_frames(
             raise ProviderError("the stream ended without its closing event")
         metadata = stream.metadata()
         metrics.observe(metadata, stream.usage, stream=True)
+        account.stream_ended(metadata, stream.usage)
         frame, response = closed_response(closing, metadata, stream)
         pending.append(frame)
         on_completed(response)
     except SwitchboardError as exc:
         metrics.stream_failed(exc, served.canonical, served.deployment.provider)
-        pending.append(failure_frames(stream.first_chunk.data, exc, sent, stream.metadata()))
+        metadata = stream.metadata()
+        account.stream_ended(metadata, stream.usage, error=exc)
+        pending.append(failure_frames(stream.first_chunk.data, exc, sent, metadata))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
         error = ProviderError("the stream failed inside the gateway")
         metrics.stream_failed(
             error, served.canonical, served.deployment.provider, upstream_failed=False
         )
+        account.stream_ended(stream.metadata(), stream.usage, error=error)
         pending.append(failure_frames(stream.first_chunk.data, error, sent, None))
     finally:
+        if not account.finished:
+            # the client left: it is charged for what was produced until then
+            account.stream_ended(stream.metadata(), stream.usage, client_left=True)
         # also runs when the client disconnects: closes the upstream request
         await stream.aclose()
     if pending:
