@@ -14,8 +14,8 @@ from litestar.middleware import DefineMiddleware
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
 from gateway.ingress.embeddings.route import embeddings
-from gateway.metrics import InFlight
 from gateway.ingress.responses.route import create_response
+from gateway.metrics import InFlight
 from gateway.middleware import request_id_middleware
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key

@@ -84,7 +84,6 @@ class Services:
             self.providers,
             self.governance,
             open_response_store(config.store, config.responses),
-            self.metrics,
             config.responses,
             config.limits,
         )

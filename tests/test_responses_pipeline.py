@@ -170,3 +170,18 @@ def test_a_body_that_is_not_json_is_refused_by_its_content_type(gateway: Gateway
     )
     assert reply.status_code == 415
     assert reply.json()["error"]["code"] == "unsupported_media_type"
+
+
+def test_metrics_count_responses_under_their_endpoint(
+    gateway: GatewayServer, upstream: MockUpstream
+) -> None:
+    gateway.sdk(FREE_KEY).responses.create(model="test-model", input="hi")
+    upstream.enqueue(SSEReply(cut_after=3))
+    post(gateway, {"model": "test-model", "input": "hi", "stream": True})
+    text = httpx.get(f"{gateway.url}/metrics", timeout=10).text
+    served = (
+        'switchboard_requests_total{endpoint="responses",key="free",model="test-model",'
+        'outcome="success",provider="mock",team=""}'
+    )
+    assert served in text
+    assert 'switchboard_errors_total{code="upstream_stream_cut",endpoint="responses"' in text

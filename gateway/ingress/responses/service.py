@@ -5,8 +5,8 @@ to, and a screen for what only some deployments can serve), so every constraint,
 capability and price applies as for chat; admission comes between planning and
 dispatch, as for every endpoint; each try then runs the operation its deployment calls
 for: the upstream's own Responses API where it has one, the chat path and a translation
-back elsewhere. Retries, fallbacks, health, metrics, `routing_metadata` and the request's
-account are the same as chat's.
+back elsewhere. Retries, fallbacks, health, `routing_metadata` and the request's account
+(from which metrics, the ledger and the request log are made) are the same as chat's.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from gateway.ingress.responses.planning import Previous, responses_needs
 from gateway.ingress.responses.store import ResponseStore, StoredResponse
 from gateway.ingress.responses.stream import sse_frames
 from gateway.ingress.responses.to_chat import ChatTranslation, translate
-from gateway.metrics import GatewayMetrics
 from gateway.raw_response import JSONBytes
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
 from providers.errors import InvalidRequest
@@ -129,14 +128,12 @@ class ResponsesService:
         providers: Mapping[str, Provider],
         governance: Governance,
         store: ResponseStore,
-        metrics: GatewayMetrics,
         config: ResponsesConfig,
         limits: LimitsConfig,
     ) -> None:
         self._providers = providers
         self._governance = governance
         self.store = store
-        self._metrics = metrics
         self._config = config
         self._limits = limits
 
@@ -218,7 +215,6 @@ class ResponsesService:
             turn.chat, turn.options, turn.request_id, plan=plan, call=call
         )
         metadata = completed.metadata
-        self._metrics.observe(metadata, completed.usage, stream=False)
         account.succeeded(metadata, completed.usage)
         served = tried[-1]
         if self.is_native(served):
@@ -274,7 +270,7 @@ class ResponsesService:
         if served.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(served.dropped_params)
         return ASGIStreamingResponse(
-            iterator=sse_frames(stream, self._metrics, account, on_completed),
+            iterator=sse_frames(stream, account, on_completed),
             media_type="text/event-stream",
             headers=headers,
         )

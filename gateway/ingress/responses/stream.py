@@ -19,7 +19,6 @@ from gateway.accounting import RequestAccount
 from gateway.answers import with_metadata
 from gateway.ingress.responses.from_chat import responses_usage
 from gateway.ingress.responses.wire import ErrorEvent, ResponseError
-from gateway.metrics import GatewayMetrics
 from providers.errors import ProviderError, SwitchboardError
 from routing.metadata import RoutingMetadata
 from routing.router import RoutedStream
@@ -80,12 +79,11 @@ def failure_frames(
 
 async def sse_frames(
     stream: RoutedStream,
-    metrics: GatewayMetrics,
     account: RequestAccount,
     on_completed: OnCompleted,
 ) -> AsyncIterator[bytes]:
-    """`account` is closed as the stream ends, fails, or is left by the client."""
-    served = stream.candidate
+    """`account` is closed as the stream ends, fails, or is left by the client (the
+    metrics, the ledger and the request log read its record)."""
     closing: bytes | None = None
     pending: list[bytes] = []
     sent = 0  # events so far: the next one's sequence number
@@ -102,22 +100,17 @@ async def sse_frames(
         if closing is None:  # pragma: no cover - both producers end with a closing event
             raise ProviderError("the stream ended without its closing event")
         metadata = stream.metadata()
-        metrics.observe(metadata, stream.usage, stream=True)
         account.stream_ended(metadata, stream.usage)
         frame, response = closed_response(closing, metadata, stream)
         pending.append(frame)
         on_completed(response)
     except SwitchboardError as exc:
-        metrics.stream_failed(exc, served.canonical, served.deployment.provider)
         metadata = stream.metadata()
         account.stream_ended(metadata, stream.usage, error=exc)
         pending.append(failure_frames(stream.first_chunk.data, exc, sent, metadata))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
         error = ProviderError("the stream failed inside the gateway")
-        metrics.stream_failed(
-            error, served.canonical, served.deployment.provider, upstream_failed=False
-        )
         account.stream_ended(stream.metadata(), stream.usage, error=error)
         pending.append(failure_frames(stream.first_chunk.data, error, sent, None))
     finally:
