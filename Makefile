@@ -48,8 +48,15 @@ lint: env
 typecheck: env
 	$(VENV)/bin/mypy
 
-bench: env  ## loopback benchmark: nginx upstreams, wrk, gateway pinned to one core
+bench: env  ## loopback benchmark: the gateway against a minimal pass-through (the floor), ~6 min
 	bash bench/run.sh
+
+.PHONY: bench-guard bench-baseline
+bench-guard: env  ## short benchmark; fails when a figure falls below bench/baseline.json (~2 min)
+	bash bench/run.sh guard.py $(ARGS)
+
+bench-baseline: env  ## rewrite bench/baseline.json on purpose (docs/performance.md), ~4 min
+	bash bench/run.sh guard.py --update --rounds 5 $(ARGS)
 
 .PHONY: bench-routing
 bench-routing: env  ## microseconds per routing decision, 3 to 300 deployments (~10 s)

@@ -2,7 +2,7 @@
 
 This is the only module that knows which HTTP library is on the hot path, and the only
 place that maps that library's exceptions to ours. aiohttp was chosen by `make bench`
-(docs/operations.md#performance): equal to or faster than httpx in every run, and httpx
+(docs/performance.md#earlier-measurements): equal to or faster than httpx in every run, and httpx
 with its default pool (20 keep-alive connections) falls behind under concurrency.
 """
 
