@@ -10,6 +10,7 @@ from gateway.config import Config, ConfigError
 from gateway.governance.admission import Governance
 from gateway.governance.config import AuthConfig
 from gateway.governance.factory import open_governance_store
+from gateway.governance.idempotency import Idempotency
 from gateway.governance.key_admin import KeyAdmin
 from gateway.governance.keys import KeySnapshots
 from gateway.governance.settlement import Settler
@@ -77,6 +78,11 @@ class Services:
         self.key_admin = KeyAdmin(
             governance_store, self.auth.configured_keys, self.auth.teams, self.keys.load
         )
+        self.idempotency = Idempotency(
+            governance_store,
+            config.governance.idempotency_ttl,
+            running=config.routing.deadline + config.governance.hold_margin,
+        )
         self.accounts = Accounts()
         self.accounts.add_sink(Settler(governance_store))
         self.accounts.add_sink(self.metrics)
@@ -129,6 +135,7 @@ class Services:
     async def aclose(self) -> None:
         await self.accounts.aclose()  # settles what is still batched
         await self.keys.aclose()
+        await self.idempotency.aclose()
         await self.governance.store.aclose()
         await self.store.aclose()
         await self.responses.store.aclose()

@@ -112,6 +112,12 @@ class RequestAccount:
     def succeeded(self, metadata: RoutingMetadata, usage: Usage, status: int = 200) -> None:
         self._close(status, None, metadata, usage, list(metadata.attempts))
 
+    def replayed_answer(self, status: int) -> None:
+        """An answer served again from the store (`Idempotency-Key`): nothing dispatched,
+        nothing charged."""
+        self.replayed = True
+        self._close(status, None, None, None, [])
+
     def failed(self, error: SwitchboardError) -> None:
         attempts = list(error.attempts) if isinstance(error, RoutingFailed) else []
         self._close(error.status, error_code_of(error), None, None, attempts)

@@ -34,8 +34,15 @@ log = logging.getLogger("switchboard.governance")
 _SCRIPTS = resources.files("gateway.governance")
 ADMIT_SCRIPT = _SCRIPTS.joinpath("admit.lua").read_text()
 SETTLE_SCRIPT = _SCRIPTS.joinpath("settle.lua").read_text()
+CLAIM_SCRIPT = """
+local held = redis.call('GET', KEYS[1])
+if held then return held end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 _SHAS = {
-    script: hashlib.sha1(script.encode()).hexdigest() for script in (ADMIT_SCRIPT, SETTLE_SCRIPT)
+    script: hashlib.sha1(script.encode()).hexdigest()
+    for script in (ADMIT_SCRIPT, SETTLE_SCRIPT, CLAIM_SCRIPT)
 }
 BUCKET_TTL_S = 40 * 86400  # a budget bucket outlives its month
 OUTBOX_LIMIT = 100_000  # settlements kept while Redis is down; older ones are dropped
@@ -217,6 +224,23 @@ class RedisGovernanceStore(GovernanceStore):
         if used:
             pipe.hset(self._used_key, mapping={k: repr(v) for k, v in used.items()})
         return list(await pipe.execute(raise_on_error=False))
+
+    # --- idempotency -----------------------------------------------------------------
+
+    async def idempotency_claim(self, slot: str, started: bytes, ttl_ms: int) -> bytes | None:
+        key = self.key(slot)
+        async with self._unavailable_raises():
+            # SET NX, and the current value when it was taken: one round trip, atomic
+            reply = await self._script(CLAIM_SCRIPT, [key], [started, ttl_ms])
+        return reply if isinstance(reply, bytes) else None
+
+    async def idempotency_put(self, slot: str, record: bytes, ttl_ms: int) -> None:
+        async with self._unavailable_raises():
+            await self.redis.set(self.key(slot), record, px=ttl_ms)
+
+    async def idempotency_delete(self, slot: str) -> None:
+        async with self._unavailable_raises():
+            await self.redis.delete(self.key(slot))
 
     # --- the ledger, keys and their last use ----------------------------------------
 

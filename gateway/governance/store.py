@@ -49,6 +49,7 @@ class GovernanceStore:
         self._keys: dict[str, bytes] = {}  # name → StoredKey as JSON
         self._last_used: dict[str, float] = {}
         self._ledger: dict[str, dict[str, int]] = {}  # UTC day → field → amount
+        self._idempotency: dict[str, tuple[bytes, int]] = {}  # slot → (record, expiry ms)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -85,6 +86,25 @@ class GovernanceStore:
 
     async def ledger(self, days: Sequence[str]) -> dict[str, dict[str, int]]:
         return {day: dict(self._ledger[day]) for day in days if day in self._ledger}
+
+    # --- idempotency ---------------------------------------------------------------
+
+    async def idempotency_claim(self, slot: str, started: bytes, ttl_ms: int) -> bytes | None:
+        """Claim a slot for a new request: None if claimed now, else what it holds."""
+        now = self.now_ms()
+        held = self._idempotency.get(slot)
+        if held is not None and held[1] > now:
+            return held[0]
+        if len(self._idempotency) > 10_000:  # expired entries go when the map grows
+            self._idempotency = {k: v for k, v in self._idempotency.items() if v[1] > now}
+        self._idempotency[slot] = (started, now + ttl_ms)
+        return None
+
+    async def idempotency_put(self, slot: str, record: bytes, ttl_ms: int) -> None:
+        self._idempotency[slot] = (record, self.now_ms() + ttl_ms)
+
+    async def idempotency_delete(self, slot: str) -> None:
+        self._idempotency.pop(slot, None)
 
     # --- keys kept in the store ----------------------------------------------------
 
