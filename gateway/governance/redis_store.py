@@ -25,6 +25,7 @@ import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.governance.ask import Ask, RateState, Settlement, Verdict
+from gateway.governance.script_batch import ScriptBatch
 from gateway.governance.store import GovernanceStatus, GovernanceStore
 from routing.store.errors import StoreUnavailable
 from routing.store.redis_url import open_client, parse_redis_url
@@ -82,6 +83,7 @@ class RedisGovernanceStore(GovernanceStore):
         self._keys_key = self.key("keys")
         self._used_key = self.key("keys-last-used")
         self._probe: asyncio.Task[None] | None = None
+        self._batch = ScriptBatch(self.redis)
 
     def key(self, name: str) -> str:
         return f"{self._tag}:{name}"
@@ -96,13 +98,8 @@ class RedisGovernanceStore(GovernanceStore):
     # --- scripts -------------------------------------------------------------------
 
     async def _script(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """EVALSHA, loading the script once if this Redis lost it (restart, failover)."""
-        sha = _SHAS[script]
-        try:
-            return await self.redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.redis.script_load(script)
-            return await self.redis.execute_command("EVALSHA", sha, len(keys), *keys, *args)
+        """EVALSHA, in a pipeline with the other requests' calls of this moment."""
+        return await self._batch.call(script, keys, args)
 
     # --- admission -----------------------------------------------------------------
 
@@ -339,6 +336,7 @@ class RedisGovernanceStore(GovernanceStore):
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
+        await self._batch.aclose()
         if self._outbox and self._degraded is None:
             with contextlib.suppress(Exception):
                 await self._send_outbox()
