@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run loadgen test lint typecheck bench env clean codex
+.PHONY: run loadgen test fuzz lint typecheck bench env clean codex
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -40,6 +40,9 @@ test: env  ## everything CI runs: lint, types, then the test suite
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
+
+fuzz: env  ## 10,000 generated bad inputs per group: chat, admin keys, usage (not in make test)
+	SWITCHBOARD_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -m fuzz tests/test_fuzz.py --timeout 3600
 
 lint: env
 	$(VENV)/bin/ruff check .

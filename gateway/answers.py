@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import msgspec
 
 from gateway.accounting import RequestAccount
+from gateway.secrets import scrub
 from providers.chat_types import ChatChunk
 from providers.errors import ProviderError, SwitchboardError
 from routing.metadata import RoutingMetadata
@@ -124,6 +125,7 @@ async def sse_events(
             account.stream_ended(metadata, stream.usage)
         pending.append(_event(with_metadata(closing or _closing_chunk(stream), metadata)))
     except SwitchboardError as exc:
+        scrub(exc)  # an upstream may have echoed the provider key it was sent
         if account is not None:
             account.stream_ended(stream.metadata(), stream.usage, error=exc)
         pending.append(_event(exc.to_json()))

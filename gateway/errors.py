@@ -10,6 +10,7 @@ from litestar.exceptions import HTTPException
 
 from gateway.accounting import Accounts
 from gateway.request_ids import request_id_for
+from gateway.secrets import scrub
 from providers.errors import (
     InvalidRequest,
     NotFound,
@@ -30,6 +31,7 @@ def error_response(
     *,
     extra_headers: dict[str, str] | None = None,
 ) -> Response[bytes]:
+    scrub(error)  # an upstream may have echoed the provider key it was sent
     headers = {**extra_headers, **error.headers} if extra_headers else dict(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
@@ -50,6 +52,7 @@ def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Respons
     # no services before the lifespan has run (or if it failed): nothing to account on
     services = getattr(request.app.state, "services", None)
     request_id = _request_id(request)
+    scrub(error)  # before anything reads it: the account's sinks and the client alike
     extra: dict[str, str] | None = None
     if services is not None:
         # every error answer closes its request's account; a request refused before a

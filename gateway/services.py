@@ -18,6 +18,7 @@ from gateway.ingress.responses.service import ResponsesService
 from gateway.ingress.responses.store import open_response_store
 from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
 from gateway.scoreboard import Scoreboard, scoreboard
+from gateway.secrets import register, secrets_in, unregister
 from providers.base import Provider
 from providers.config import ProviderConfig
 from providers.errors import PermissionDenied
@@ -84,6 +85,7 @@ class Services:
             running=config.routing.deadline + config.governance.hold_margin,
         )
         self.accounts = Accounts()
+        self.secrets = secrets_in(config.providers.values(), config.store)
         self.accounts.add_sink(Settler(governance_store))
         self.accounts.add_sink(self.metrics)
         self.responses = ResponsesService(
@@ -126,6 +128,7 @@ class Services:
     async def start(self) -> None:
         """Background work: the store's flush and refresh loop (never fails on the store
         being down: the gateway then serves degraded)."""
+        register(self.secrets)  # redacted from error answers and log records from now on
         await self.store.start()
         await self.governance.store.start()
         await self.keys.start()
@@ -139,4 +142,5 @@ class Services:
         await self.governance.store.aclose()
         await self.store.aclose()
         await self.responses.store.aclose()
+        unregister(self.secrets)
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

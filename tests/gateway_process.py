@@ -17,19 +17,23 @@ from tests.redis_server import free_port
 
 
 class GatewayProcess:
-    def __init__(self, config: dict[str, Any], folder: Path, name: str) -> None:
+    def __init__(self, config: dict[str, Any], folder: Path, name: str, *args: str) -> None:
+        """`args`: more `switchboard serve` options (e.g. `--log-level`, `debug`)."""
         self.port = free_port()
+        self._args = args
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = folder / f"{name}.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
-        self._log = folder / f"{name}.log"
+        self.log = self._log = folder / f"{name}.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> GatewayProcess:
         command = [sys.executable, "-m", "gateway", "serve", "--config", str(self.config_path)]
         with self._log.open("wb") as log:
             self._process = subprocess.Popen(
-                [*command, "--port", str(self.port)], stdout=log, stderr=subprocess.STDOUT
+                [*command, "--port", str(self.port), *self._args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         # a cold start imports a lot: on a loaded 2-core machine it has taken over 15 s
         deadline = time.monotonic() + 60
