@@ -134,6 +134,10 @@ class Authenticator:
     def open(self) -> bool:
         return self._open
 
+    def callers(self) -> list[Caller]:
+        """Every key in force, the config's and the store's (for views of their budgets)."""
+        return list(self._callers.values())
+
     def replace_stored(self, keys: Iterable[GatewayKey]) -> None:
         """Install a new snapshot of the store's keys (a key missing from it is revoked)."""
         callers = dict(self._configured)

@@ -14,15 +14,20 @@ what a client typed, and never a provider key.
 from __future__ import annotations
 
 import itertools
+import logging
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from gateway.accounting.record import CLIENT_CLOSED, RequestRecord
+from gateway.observability.budgets import BudgetUse
 from gateway.scoreboard import Health, Scoreboard
+from routing.store.errors import StoreUnavailable
+
+log = logging.getLogger("switchboard.metrics")
 
 # LLM calls run from tens of milliseconds (a cached short answer) to minutes (long
 # generations); first tokens arrive within a few seconds or something is wrong
@@ -83,9 +88,12 @@ class GatewayMetrics:
         scoreboard: Callable[[], Scoreboard],
         stores: Callable[[], Sequence[StoreHealth]] = tuple,
         in_flight: InFlight | None = None,
+        budgets: Callable[[], Awaitable[list[BudgetUse]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         self.in_flight = in_flight or InFlight()
+        self._read_budgets = budgets
+        self._budgets: list[BudgetUse] = []
         r = self.registry
         deployment = ["model", "provider"]
         self.requests = Counter(
@@ -170,10 +178,22 @@ class GatewayMetrics:
         )
         r.register(DeploymentCollector(scoreboard))
         r.register(_NowCollector(stores, self.in_flight))
+        r.register(_BudgetCollector(lambda: self._budgets))
         self._children: dict[tuple[Histogram, tuple[str, ...]], Histogram] = {}
 
     async def deliver(self, records: Sequence[RequestRecord]) -> None:
         self.count(records)
+
+    async def read_budgets(self) -> None:
+        """Before a scrape renders: the budgets' use, one governance store call. A store
+        that cannot be read leaves the budget gauges out (its degraded gauge says why)."""
+        if self._read_budgets is None:
+            return
+        try:
+            self._budgets = await self._read_budgets()
+        except StoreUnavailable as exc:
+            log.debug("budget gauges left out: %s", exc)
+            self._budgets = []
 
     def count(self, records: Sequence[RequestRecord]) -> None:
         """Counter increments are summed per series first: prometheus_client takes a
@@ -283,6 +303,41 @@ class _NowCollector:
             "HTTP requests being served by this process, streams until their last byte.",
             value=self._in_flight.count,
         )
+
+
+class _BudgetCollector:
+    def __init__(self, budgets: Callable[[], list[BudgetUse]]) -> None:
+        self._budgets = budgets
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["scope", "name", "period"]
+        limit = GaugeMetricFamily(
+            "switchboard_budget_limit_usd",
+            "A budget in force, USD per period: scope=key, team or gateway.",
+            labels=labels,
+        )
+        spent = GaugeMetricFamily(
+            "switchboard_budget_spent_usd",
+            "Settled spend in the budget's current period.",
+            labels=labels,
+        )
+        reserved = GaugeMetricFamily(
+            "switchboard_budget_reserved_usd",
+            "Held by admitted requests not yet settled (their worst case).",
+            labels=labels,
+        )
+        remaining = GaugeMetricFamily(
+            "switchboard_budget_remaining_usd",
+            "What the budget still admits: limit less spent and reserved.",
+            labels=labels,
+        )
+        for use in self._budgets():
+            values = [use.scope, use.name, use.period]
+            limit.add_metric(values, use.limit_usd)
+            spent.add_metric(values, use.spent_usd)
+            reserved.add_metric(values, use.reserved_usd)
+            remaining.add_metric(values, use.remaining_usd)
+        yield from (limit, spent, reserved, remaining)
 
 
 _DEPLOYMENT = ["model", "provider", "provider_model_id"]

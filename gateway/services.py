@@ -17,6 +17,7 @@ from gateway.governance.settlement import Settler
 from gateway.ingress.responses.service import ResponsesService
 from gateway.ingress.responses.store import open_response_store
 from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
+from gateway.observability.budgets import BudgetUse, budget_uses
 from gateway.scoreboard import Scoreboard, scoreboard
 from gateway.secrets import register, secrets_in, unregister
 from providers.base import Provider
@@ -71,10 +72,12 @@ class Services:
         self.router = Router(self.providers, self.models, config.routing, self.store)
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
         self.admin = AdminAuthenticator(config.admin)
-        self.metrics = GatewayMetrics(self.live_scoreboard, self.store_health, in_flight)
         # the request pipeline's two ends: admission before dispatch, accounts after
         governance_store = open_governance_store(config.store, config.governance)
         self.governance = Governance(config.governance, governance_store, config.routing.deadline)
+        self.metrics = GatewayMetrics(
+            self.live_scoreboard, self.store_health, in_flight, self.budget_uses
+        )
         self.keys = KeySnapshots(governance_store, self.auth, config.governance.refresh)
         self.key_admin = KeyAdmin(
             governance_store, self.auth.configured_keys, self.auth.teams, self.keys.load
@@ -106,6 +109,9 @@ class Services:
             store.status(),
             store.clock(),
         )
+
+    async def budget_uses(self) -> list[BudgetUse]:
+        return await budget_uses(self.auth, self.config.governance, self.governance.store)
 
     def store_health(self) -> list[StoreHealth]:
         routing, governance = self.store.status(), self.governance.store.status()

@@ -34,8 +34,8 @@ def scrape(gateway: GatewayServer) -> Samples:
     }
 
 
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
+def value(samples: Samples, metric: str, **labels: str) -> float | None:
+    return samples.get((metric, frozenset(labels.items())))
 
 
 def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
@@ -355,3 +355,45 @@ def test_a_stream_is_in_flight_until_its_end(
     # the client left: the stream ends, only the scrape is left in flight
     samples = wait_for(gateway, lambda s: value(s, "switchboard_http_requests_in_flight") == 1)
     assert value(samples, "switchboard_http_requests_in_flight") == 1
+
+
+def test_budgets_in_force_and_their_use(
+    gateway_factory: StartGateway, mock_upstream_factory: MakeUpstream
+) -> None:
+    upstream = mock_upstream_factory()
+    config = routed_config({"m": [("only", 10.0)]}, {"only": upstream.url})
+    config["auth"] = {
+        "teams": [{"name": "search", "budget_usd": {"monthly": 50}}],
+        "keys": [
+            {
+                "name": "search-prod",
+                "key_sha256": _digest("sk-a-0001"),
+                "team": "search",
+                "budget_usd": {"daily": 2},
+            },
+            {"name": "free", "key_sha256": _digest("sk-b-0002")},
+        ],
+    }
+    config["governance"] = {"budget_usd": {"daily": 100}}
+    gateway = gateway_factory(config)
+    answer = gateway.sdk("sk-a-0001").chat.completions.create(model="m", messages=HELLO)
+    cost = metadata_of(answer)["cost"]["usd"]
+    assert cost > 0
+
+    def budget(metric: str, samples: Samples, **labels: str) -> float | None:
+        return value(samples, f"switchboard_budget_{metric}_usd", **labels)
+
+    key = {"scope": "key", "name": "search-prod", "period": "daily"}
+    team = {"scope": "team", "name": "search", "period": "monthly"}
+    gateway_budget = {"scope": "gateway", "name": "", "period": "daily"}
+    # settlement runs in the background: wait until the spend is counted
+    samples = wait_for(gateway, lambda s: budget("spent", s, **key) == pytest.approx(cost))
+    for labels, limit in ((key, 2.0), (team, 50.0), (gateway_budget, 100.0)):
+        assert budget("limit", samples, **labels) == limit
+        assert budget("spent", samples, **labels) == pytest.approx(cost)
+        assert budget("reserved", samples, **labels) == 0
+        assert budget("remaining", samples, **labels) == pytest.approx(limit - cost)
+    # only budgets that exist: the free key has none, the team no daily one
+    scopes = {dict(k)["name"] for k in series(samples, "switchboard_budget_limit_usd")}
+    assert scopes == {"search-prod", "search", ""}
+    assert len(series(samples, "switchboard_budget_limit_usd")) == 3
