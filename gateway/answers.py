@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 
@@ -75,19 +75,25 @@ def success_headers(
     return headers
 
 
-class _ChunkIdentity(msgspec.Struct):
+class ChunkIdentity(msgspec.Struct):
     id: str | None = None
     created: int | None = None
     model: str | None = None
 
 
+def stream_identity(stream: RoutedStream) -> ChunkIdentity:
+    """The id, `created` and model of a stream's first chunk (OpenAI keeps one id per
+    stream), for a closing chunk the gateway makes itself."""
+    try:
+        return msgspec.json.decode(stream.first_chunk.data, type=ChunkIdentity)
+    except msgspec.MsgspecError:
+        return ChunkIdentity()
+
+
 def _closing_chunk(stream: RoutedStream) -> bytes:
     """For upstreams that send no usage chunk: an empty-choices chunk carrying our own
-    usage count, under the stream's own id as OpenAI keeps one id per stream."""
-    try:
-        first = msgspec.json.decode(stream.first_chunk.data, type=_ChunkIdentity)
-    except msgspec.MsgspecError:
-        first = _ChunkIdentity()
+    usage count, under the stream's own id."""
+    first = stream_identity(stream)
     chunk = ChatChunk(
         id=first.id or f"chatcmpl-{stream.request_id}",
         created=first.created or int(time.time()),
@@ -103,11 +109,16 @@ def _event(data: bytes) -> bytes:
 
 
 async def sse_events(
-    stream: RoutedStream, account: RequestAccount | None = None
+    stream: RoutedStream,
+    account: RequestAccount | None = None,
+    *,
+    closing_chunk: Callable[[RoutedStream], bytes] = _closing_chunk,
 ) -> AsyncIterator[bytes]:
     """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
     `routing_metadata`. A failure after the first byte ends the stream with an error event.
-    `account` is closed as the stream ends, fails, or is left by the client."""
+    `account` is closed as the stream ends, fails, or is left by the client.
+    `closing_chunk` makes the last event when the upstream sent no usage chunk (another
+    API's streams: a chunk of their own shape)."""
     closing: bytes | None = None
     pending: list[bytes] = []
     try:
@@ -123,7 +134,7 @@ async def sse_events(
         metadata = stream.metadata()
         if account is not None:
             account.stream_ended(metadata, stream.usage)
-        pending.append(_event(with_metadata(closing or _closing_chunk(stream), metadata)))
+        pending.append(_event(with_metadata(closing or closing_chunk(stream), metadata)))
     except SwitchboardError as exc:
         scrub(exc)  # an upstream may have echoed the provider key it was sent
         if account is not None:

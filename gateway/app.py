@@ -13,6 +13,7 @@ from litestar.middleware import DefineMiddleware
 
 from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
+from gateway.ingress.completions.route import completions
 from gateway.ingress.embeddings.route import embeddings
 from gateway.ingress.responses.route import create_response
 from gateway.metrics import InFlight
@@ -47,6 +48,7 @@ def create_app(config: Config) -> Litestar:
             chat_completions,
             embeddings,
             create_response,
+            completions,
             list_models,
             get_model,
             list_providers,

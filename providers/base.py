@@ -12,6 +12,7 @@ from providers.capabilities import Capabilities, droppable_unsupported
 from providers.chat_types import ChatRequest, Usage
 
 if TYPE_CHECKING:
+    from providers.completions import CompletionsAPI
     from providers.embeddings import EmbeddingsAPI
     from providers.openai.responses import ResponsesAPI
 
@@ -55,6 +56,7 @@ class Provider(ABC):
     # operations beside chat, where the upstream API has them (None: it has not)
     embeddings: EmbeddingsAPI | None = None
     responses: ResponsesAPI | None = None  # OpenAI's Responses API (OpenAI, Azure)
+    legacy_completions: CompletionsAPI | None = None  # POST /v1/completions
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -106,3 +106,19 @@ def test_a_refused_embeddings_request_is_recorded_with_its_error(
         400,
         "invalid_value",
     )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_legacy_completion_leaves_one_record(
+    gateway: GatewayServer, upstream: MockUpstream, recorder: Recorder, stream: bool
+) -> None:
+    client = gateway.sdk(FREE_KEY)
+    if stream:
+        chunks = list(client.completions.create(model="test-model", prompt="hi", stream=True))
+        metadata = chunks[-1].model_extra["routing_metadata"]
+    else:
+        answer = client.completions.create(model="test-model", prompt="hi")
+        metadata = answer.model_extra["routing_metadata"]
+    (record,) = records_for(recorder, metadata["request_id"])
+    assert (record.endpoint, record.stream, record.status) == ("completions", stream, 200)
+    assert record.cost_usd == metadata["cost"]["usd"] > 0

@@ -13,6 +13,7 @@ from urllib.parse import quote
 from providers.azure.config import AzureConfig
 from providers.base import ProviderCall
 from providers.openai.adapter import OpenAIWireProvider
+from providers.openai.completions import OpenAICompletions
 from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.presets import ForwardingProfile
 from providers.openai.responses import ResponsesAPI
@@ -43,6 +44,14 @@ class AzureOpenAIProvider(OpenAIWireProvider):
             # api-version; the deployment name goes in the body's `model`
             url = f"{self._endpoint}/openai/v1/responses"
             self.responses = ResponsesAPI(name, self._http, self._headers, url, self.extension)
+        self.legacy_completions = OpenAICompletions(
+            name,
+            self._http,
+            self._headers,
+            lambda model: self.operation_url(model, "completions"),
+            self.extension,
+            stream_usage=self.profile.stream_usage,
+        )
 
     def url_for(self, call: ProviderCall) -> str:
         return self.operation_url(call.model, "chat/completions")

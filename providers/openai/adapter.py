@@ -23,6 +23,7 @@ from providers.errors import (
     UpstreamStreamCut,
     UpstreamUnavailable,
 )
+from providers.openai.completions import OpenAICompletions
 from providers.openai.config import OpenAIConfig, UpstreamOptions
 from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.errors import classify_status
@@ -214,13 +215,22 @@ class OpenAIProvider(OpenAIWireProvider):
         super().__init__(name, config, config.profile(), headers)
         base_url = config.resolved_base_url.rstrip("/")
         self._url = base_url + "/chat/completions"
-        embeddings_url = base_url + "/embeddings"
+        embeddings_url, completions_url = base_url + "/embeddings", base_url + "/completions"
         self.embeddings = OpenAIEmbeddings(
             name, self._http, self._headers, lambda _: embeddings_url, self.extension
         )
         if self.profile.responses_api:
             url = base_url + "/responses"
             self.responses = ResponsesAPI(name, self._http, self._headers, url, self.extension)
+        if self.profile.legacy_completions:
+            self.legacy_completions = OpenAICompletions(
+                name,
+                self._http,
+                self._headers,
+                lambda _: completions_url,
+                self.extension,
+                stream_usage=self.profile.stream_usage,
+            )
 
     def url_for(self, call: ProviderCall) -> str:
         return self._url

@@ -51,6 +51,8 @@ class ForwardingProfile(msgspec.Struct, frozen=True, kw_only=True):
     responses_api: bool = False
     # what the API can do for any model (reasoning is per model: the catalogue says)
     capabilities: Capabilities = Capabilities()
+    # serves OpenAI's legacy `POST /completions` (prompt in, text out)
+    legacy_completions: bool = True
 
 
 class Preset(ForwardingProfile, frozen=True, kw_only=True):
@@ -71,6 +73,7 @@ PRESETS: dict[PresetName, Preset] = {
         output_limit_field="max_completion_tokens",
         drop_params=("logit_bias",),
         capabilities=Capabilities(logprobs=False, multiple_choices=False),
+        legacy_completions=False,
     ),
     # the final stream chunk carries usage unasked; stream_options is not documented
     "together": Preset(
@@ -83,6 +86,7 @@ PRESETS: dict[PresetName, Preset] = {
         base_url="https://api.deepseek.com",
         output_limit_field="max_tokens",
         capabilities=Capabilities(vision=False, json_schema=False),
+        legacy_completions=False,  # only a FIM beta at another base URL
     ),
     # a strict schema (422 extra_forbidden on any field it does not define); the
     # seed is `random_seed`, usage comes on the last chunk unasked
@@ -93,6 +97,7 @@ PRESETS: dict[PresetName, Preset] = {
         renames=(("seed", "random_seed"),),
         stream_usage=False,
         capabilities=Capabilities(logprobs=False),
+        legacy_completions=False,  # FIM is /fim/completions, another API
     ),
     "fireworks": Preset(
         base_url="https://api.fireworks.ai/inference/v1",
@@ -117,6 +122,7 @@ PRESETS: dict[PresetName, Preset] = {
         drop_params=("tools", "tool_choice", "parallel_tool_calls"),
         stream_usage=False,
         capabilities=Capabilities(tools=False, logprobs=False, multiple_choices=False),
+        legacy_completions=False,
     ),
     # self-hosted servers: the default local addresses
     "vllm": Preset(base_url="http://localhost:8000/v1", output_limit_field="max_tokens"),

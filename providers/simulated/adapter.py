@@ -29,6 +29,7 @@ from providers.chat_types import (
     Usage,
 )
 from providers.errors import error_for_status
+from providers.simulated.completions import SimulatedCompletions
 from providers.simulated.config import SimulatedConfig
 from providers.simulated.embeddings import SimulatedEmbeddings
 
@@ -42,6 +43,7 @@ class SimulatedProvider(Provider):
         self._random = random.Random(config.seed)
         self._words = config.text.split() or ["token"]
         self.embeddings = SimulatedEmbeddings(config.embedding_dimensions, self._first_byte)
+        self.legacy_completions = SimulatedCompletions(config, self._first_byte)
 
     async def _first_byte(self) -> None:
         """The wait before an answer starts, and the configured share of failures."""
