@@ -1,8 +1,10 @@
 """GET /v1/models and /v1/models/{id}: OpenAI's list shape plus each model's deployments
-with the prices in force and their live statistics."""
+with the prices in force and their live statistics, and OpenRouter's `pricing` and
+`context_length` for clients written against OpenRouter."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any, Literal
 
 import msgspec
@@ -30,12 +32,22 @@ class DeploymentInfo(msgspec.Struct, kw_only=True):
     stats: DeploymentStats
 
 
+class Pricing(msgspec.Struct, kw_only=True):
+    """OpenRouter's `pricing`: USD per token, as decimal strings ("0.00000059")."""
+
+    prompt: str
+    completion: str
+
+
 class ModelInfo(msgspec.Struct, kw_only=True):
     id: str
     object: str = "model"
     created: int = 0
     owned_by: str = "switchboard"
     description: str = ""
+    # OpenRouter's fields: the cheapest deployment's prices, the largest known context
+    pricing: Pricing | None = None
+    context_length: int | None = None
     deployments: list[DeploymentInfo] = []
 
 
@@ -58,16 +70,37 @@ def _deployment(status: DeploymentStatus) -> DeploymentInfo:
     )
 
 
+def per_token(per_mtok: float) -> str:
+    """A price per million tokens as USD per token, written as OpenRouter writes it: a
+    plain decimal, never an exponent ("0.00000059", "0")."""
+    return format(Decimal(repr(per_mtok)).scaleb(-6).normalize(), "f")
+
+
+def _pricing(deployments: list[DeploymentInfo]) -> Pricing | None:
+    """The prices of the deployment that is cheapest for input and output together."""
+    if not deployments:
+        return None
+    cheapest = min(deployments, key=lambda d: d.input_per_mtok + d.output_per_mtok)
+    return Pricing(
+        prompt=per_token(cheapest.input_per_mtok),
+        completion=per_token(cheapest.output_per_mtok),
+    )
+
+
 def _info(services: Services, name: str) -> ModelInfo:
     health = services.router.health
     snapshot, now = services.store.snapshot(), services.store.clock()
+    deployments = [
+        _deployment(deployment_status(name, d, snapshot, health, now))
+        for d in services.models.models[name]
+    ]
+    windows = [w for d in deployments if (w := d.capabilities.context_window) is not None]
     return ModelInfo(
         id=name,
         description=services.descriptions[name],
-        deployments=[
-            _deployment(deployment_status(name, d, snapshot, health, now))
-            for d in services.models.models[name]
-        ],
+        pricing=_pricing(deployments),
+        context_length=max(windows) if windows else None,
+        deployments=deployments,
     )
 
 
