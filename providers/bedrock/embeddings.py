@@ -194,7 +194,9 @@ class BedrockEmbeddings(EmbeddingsAPI):
         headers = await self._signer.sign(url, body, self._headers)
         reply = await self._http.post(url, body, headers)
         if reply.status != 200:
-            raise classify_http_error(reply.status, reply.headers, reply.body, self._provider)
+            raise reply.annotate(
+                classify_http_error(reply.status, reply.headers, reply.body, self._provider)
+            )
         try:
             return decoder.decode(reply.body), reply.headers
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -132,7 +132,9 @@ class GeminiEmbeddings(EmbeddingsAPI):
     ) -> T:
         reply = await self._http.post(self._url_for(model, method), body, self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self._provider)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self._provider)
+            )
         try:
             return decoder.decode(reply.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

@@ -85,7 +85,9 @@ class OpenAICompletions(CompletionsAPI):
     async def complete(self, call: TextCompletionCall) -> ProviderResponse:
         reply = await self._http.post(self._url_for(call.model), self.body_for(call), self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self._provider)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self._provider)
+            )
         try:
             answer = _answer_decoder.decode(reply.body)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:

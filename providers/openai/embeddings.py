@@ -78,7 +78,9 @@ class OpenAIEmbeddings(EmbeddingsAPI):
     async def embed(self, call: EmbeddingCall) -> ProviderResponse:
         reply = await self._http.post(self._url_for(call.model), self.body_for(call), self._headers)
         if reply.status != 200:
-            raise classify_status(reply.status, reply.headers, reply.body, self._provider)
+            raise reply.annotate(
+                classify_status(reply.status, reply.headers, reply.body, self._provider)
+            )
         try:
             answer = _answer_decoder.decode(reply.body)
             body = reply.body.strip()
