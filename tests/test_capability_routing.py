@@ -17,6 +17,8 @@ def two_deployments(url: str, first: dict[str, Any], second: dict[str, Any]) -> 
     prices = {"input_per_mtok": 1, "output_per_mtok": 2}
     return {
         "auth": "none",
+        # no exploration: it would send 5% of requests to `second` first, at random
+        "routing": {"exploration": {"share": 0.0}},
         "providers": {"first": provider, "second": provider},
         "models": {
             "m": {
