@@ -52,15 +52,54 @@ class BalancedWeights(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ExplorationConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A deployment with too few or too old samples is tried first on `share` of requests."""
+    """Probing: a deployment routing would not choose now is tried first when, with the
+    optimism its staleness earns, it could beat the one chosen; prices are known, so
+    `cost` never probes for price. See docs/routing.md, Exploration."""
 
-    share: Share = 0.05
-    min_samples: Annotated[int, Meta(ge=0)] = 3  # fewer requests in the window: no data
-    stale_after: Seconds = 30.0  # no request for this long: stale data
-    seed: int | None = None  # fixes the draws, for tests and demos
+    share: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            description="At most this share of requests are probes (a budget each "
+            "request adds to and each probe spends); 0 turns probing off.",
+        ),
+    ] = 0.05
+    optimism_half_life: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Every this many seconds without news of a deployment, routing "
+            "counts it as twice as fast (and half as failing) as last measured when "
+            "asking whether it could now be the best: one twice as slow as the best is "
+            "probed about this often, one nearly as good more often.",
+        ),
+    ] = 2.0
+    health_interval: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="A deployment avoided for its errors (`circuit.avoid_error_rate`) "
+            "that would otherwise be preferred gets one probe at most this often.",
+        ),
+    ] = 2.0
+    seed: Annotated[
+        int | None, Meta(description="Fixes the random draws (backoff jitter), for tests.")
+    ] = None
 
 
 class CircuitConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    avoid_error_rate: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=1,
+            description="A deployment whose recent error estimate (time-decayed, see "
+            "`metrics.errors_half_life`) reaches this is tried only after the others, "
+            "and probed now and then (`exploration.health_interval`) until it is back "
+            "under it. 1 turns it off.",
+        ),
+    ] = 0.25
     consecutive_failures: Annotated[int, Meta(ge=1)] = 5
     error_rate: Share = 0.5  # over the window, once it holds `min_requests`
     min_requests: Annotated[int, Meta(ge=1)] = 20
@@ -73,12 +112,38 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     window: Seconds = 60.0  # request and error counts cover this sliding window
     bucket: Seconds = 10.0  # the window's granularity
     refresh: Annotated[float, Meta(gt=0, le=1)] = 0.5  # snapshot read from the store
-    flush: Annotated[float, Meta(gt=0, le=1)] = 0.2  # outcomes written to the store
-    ewma_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.2  # weight of the newest sample
+    flush: Annotated[float, Meta(gt=0, le=1)] = 0.1  # outcomes written to the store
+    half_life: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Seconds after which a latency, TTFT or throughput sample weighs "
+            "half as much as a new one: estimates follow a change within about this long, "
+            "and old evidence fades instead of deciding forever.",
+        ),
+    ] = 0.5
+    errors_half_life: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="The same for the recent error rate. Longer than `half_life`: a "
+            "failure is a rarer, noisier signal than a latency.",
+        ),
+    ] = 5.0
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     strategy: Strategy = "balanced"
+    spread_capacity: Annotated[
+        float,
+        Meta(
+            gt=0,
+            description="Requests in flight on a deployment at which its expected "
+            "latency counts double (its `max_concurrency` where set): a burst spreads "
+            "over the deployments in proportion to their speed instead of piling onto "
+            "one.",
+        ),
+    ] = 32.0
     deadline: Seconds = 300.0  # seconds, retries and fallbacks included
     attempt_timeout: Seconds | None = None  # per try; else the provider's own timeouts
     retries: RetryConfig = msgspec.field(default_factory=RetryConfig)

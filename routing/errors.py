@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from providers.errors import InvalidRequest, NotFound, ProviderError, retry_after_header
+import msgspec
+
+from providers.errors import (
+    ErrorBody,
+    ErrorEnvelope,
+    InvalidRequest,
+    NotFound,
+    ProviderError,
+    retry_after_header,
+)
 from routing.metadata import Attempt
 
 
@@ -14,9 +23,19 @@ class NoCandidate(InvalidRequest):
     code = "no_candidate"
 
 
+class RoutingErrorBody(ErrorBody):
+    """OpenAI's error object, plus every failed try as data (DESIGN, Errors)."""
+
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
+
+
+_encoder = msgspec.json.Encoder()
+
+
 class RoutingFailed(ProviderError):
     """No deployment answered. The envelope stays OpenAI's (message, type, code, param);
-    the message lists every failed attempt, and `attempts` holds them for logs."""
+    the message lists every failed attempt for people, and the error object carries them
+    as data in `attempts`, the shape of `routing_metadata.attempts`."""
 
     def __init__(
         self,
@@ -35,3 +54,11 @@ class RoutingFailed(ProviderError):
         if retry_after is not None:
             # any status: "no healthy deployment" says when one is tried again, too
             self.headers["retry-after"] = retry_after_header(retry_after)
+
+    def envelope(self) -> ErrorEnvelope:
+        return ErrorEnvelope(
+            RoutingErrorBody(self.message, self.type, self.param, self.code, self.attempts)
+        )
+
+    def to_json(self) -> bytes:
+        return _encoder.encode(self.envelope())

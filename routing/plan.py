@@ -8,7 +8,7 @@ current snapshot, then by the client's `order`, with an occasional exploration f
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import msgspec
 
@@ -18,10 +18,10 @@ from routing.config import RoutingConfig, Strategy
 from routing.constraints import FITS, Constraints, RequestNeeds, refusal
 from routing.deployments import Deployment, Prices
 from routing.errors import NoCandidate
-from routing.exploration import pick_exploration
+from routing.exploration import Explorer
 from routing.options import RouteOptions
 from routing.resolution import ModelResolver, ResolvedModel
-from routing.scoring import RequestShape, Scored, ranked
+from routing.scoring import Ranking, RequestShape, Scored, error_estimate
 from routing.stats import DeploymentStats, Snapshot, deployment_id, price_key
 
 _SORT_STRATEGY: dict[str, Strategy] = {
@@ -37,6 +37,7 @@ class Candidate(msgspec.Struct, frozen=True, kw_only=True):
     id: str  # deployment_id(): where its statistics live
     stats: DeploymentStats
     dropped_params: tuple[str, ...] = ()  # what this deployment will not honour
+    in_flight: int = 0  # requests on it as the plan was made, every replica's
 
 
 class Plan(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,8 +66,8 @@ def live_prices(canonical: str, deployment: Deployment, snapshot: Snapshot) -> D
     return msgspec.structs.replace(deployment, prices=prices)
 
 
-def _scored(candidate: Candidate) -> Scored:
-    return Scored(prices=candidate.deployment.prices, stats=candidate.stats)
+def _no_load(deployment: str) -> int:
+    return 0
 
 
 class Planner:
@@ -81,6 +82,7 @@ class Planner:
         self._models = models
         self._config = config
         self._draw = draw
+        self._explorer = Explorer(config.exploration)
 
     def strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
         if options.routing.strategy is not None:
@@ -95,9 +97,10 @@ class Planner:
         options: RouteOptions,
         snapshot: Snapshot,
         now: float,
+        in_flight: Callable[[str], int] = _no_load,
     ) -> Plan:
         """`request`: a chat request, or what another API's request needs (see
-        `RequestNeeds`)."""
+        `RequestNeeds`); `in_flight`: a deployment's requests in flight now."""
         # every name is resolved first: an unknown model is a 404 even if an earlier one serves
         resolved = [self._models.resolve(name) for name in options.models]
         constraints = Constraints.of(options)
@@ -110,19 +113,14 @@ class Planner:
         plan: list[Candidate] = []
         explored = False
         for position, model in enumerate(resolved):
-            allowed = self._allowed(needs, model, snapshot, constraints, refusals)
+            allowed = self._allowed(needs, model, snapshot, constraints, refusals, in_flight)
             if not allowed:
                 continue
-            best_first = ranked(allowed, _scored, strategy, shape, self._config.balanced)
+            explore = position == 0 and constraints.allow_fallbacks and not constraints.order
+            best_first, probed = self._ranked(allowed, strategy, shape, now, explore=explore)
+            explored = explored or probed
             if constraints.order:
                 best_first = _in_client_order(best_first, constraints.order)
-            elif position == 0 and constraints.allow_fallbacks:
-                pick = pick_exploration(
-                    [c.stats for c in best_first], self._config.exploration, self._draw, now
-                )
-                if pick is not None:
-                    best_first.insert(0, best_first.pop(pick))
-                    explored = True
             if not constraints.allow_fallbacks:
                 kept = _without_fallbacks(best_first, constraints.order)
                 refusals.extend(
@@ -145,6 +143,55 @@ class Planner:
             prompt_tokens=needs.prompt_tokens,
         )
 
+    def _ranked(
+        self,
+        allowed: list[Candidate],
+        strategy: Strategy,
+        shape: RequestShape,
+        now: float,
+        *,
+        explore: bool,
+    ) -> tuple[list[Candidate], bool]:
+        """Best first: healthy deployments by score, then those failing too often (they
+        stay fallbacks); a probe, if one is due, goes first of all."""
+        if len(allowed) < 2:
+            return allowed, False  # the common one-deployment model: nothing to score
+        config = self._config
+        capacity = config.spread_capacity
+        ranking = Ranking(
+            strategy,
+            shape,
+            [
+                Scored(
+                    prices=c.deployment.prices,
+                    stats=c.stats,
+                    in_flight=c.in_flight,
+                    capacity=capacity,
+                )
+                for c in allowed
+            ],
+            config.balanced,
+        )
+        threshold = config.circuit.avoid_error_rate
+        avoided = {i for i, c in enumerate(allowed) if error_estimate(c.stats) >= threshold}
+        order = ranking.order
+        if avoided:
+            order = [i for i in order if i not in avoided] + [i for i in order if i in avoided]
+        probe = None
+        if explore:
+            probe = self._explorer.pick(
+                [c.id for c in allowed],
+                [c.stats for c in allowed],
+                ranking,
+                order,
+                avoided,
+                strategy,
+                now,
+            )
+            if probe is not None:
+                order.insert(0, order.pop(probe))
+        return [allowed[i] for i in order], probe is not None
+
     def _allowed(
         self,
         needs: RequestNeeds,
@@ -152,6 +199,7 @@ class Planner:
         snapshot: Snapshot,
         constraints: Constraints,
         refusals: list[str],
+        in_flight: Callable[[str], int],
     ) -> list[Candidate]:
         allowed = []
         for configured in model.deployments:
@@ -175,6 +223,7 @@ class Planner:
                     id=key,
                     stats=stats,
                     dropped_params=fit.dropped,
+                    in_flight=in_flight(key),
                 )
             )
         return allowed

@@ -94,7 +94,10 @@ class Router:
 
     def plan(self, request: ChatRequest | RequestNeeds, options: RouteOptions) -> Plan:
         """`request`: a chat request, or what another API's request needs of routing."""
-        return self._planner.plan(request, options, self.store.snapshot(), self.store.clock())
+        store = self.store
+        return self._planner.plan(
+            request, options, store.snapshot(), store.clock(), store.in_flight
+        )
 
     def metadata_for(
         self,

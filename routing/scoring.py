@@ -3,10 +3,17 @@
 
 - `cost`: expected USD = prompt tokens * input price + expected completion * output price.
 - `latency`: expected ms to the last token = TTFT + expected completion / throughput
-  (or the observed whole-answer latency where streams have not measured TTFT).
+  (or the observed whole-answer latency where streams have not measured TTFT), times
+  (1 + in flight / capacity) so that a burst spreads instead of piling onto one (in
+  every strategy that weighs latency), times (1 + error estimate) for the retries a
+  failing deployment costs.
 - `throughput`: highest observed output tokens per second.
 - `balanced`: weights * (cost and latency normalized to 0..1 across the candidates,
-  cheapest/fastest 0) + weight * error rate; lowest wins.
+  cheapest/fastest 0) + weight * error estimate; lowest wins.
+
+The error estimate is the recent (time-decayed) error rate shrunk towards 0 by a prior
+of `ERROR_PRIOR` successful tries, so that two failures on little evidence are not yet
+a rate; without recent data, the window's error rate.
 
 A deployment with no data on a metric scores as the mean of those with data, so that
 exploration, not an arbitrary optimism or pessimism, decides whether it gets tried.
@@ -26,6 +33,7 @@ from routing.stats import DeploymentStats
 
 T = TypeVar("T")
 DEFAULT_COMPLETION_TOKENS = 256  # when neither the request nor the history says
+ERROR_PRIOR = 5.0  # pseudo-tries without failure that the error estimate starts from
 
 
 class RequestShape(msgspec.Struct, frozen=True, kw_only=True):
@@ -38,6 +46,16 @@ class Scored(msgspec.Struct, frozen=True, kw_only=True):
 
     prices: Prices
     stats: DeploymentStats
+    in_flight: int = 0  # requests on it now, every replica's
+    capacity: float = 32.0  # in flight at which its expected latency counts double
+
+
+def error_estimate(stats: DeploymentStats) -> float:
+    """The share of tries expected to fail, on the recent evidence."""
+    if stats.recent_error_rate is None:
+        return stats.error_rate
+    evidence = stats.recent_requests
+    return stats.recent_error_rate * evidence / (evidence + ERROR_PRIOR)
 
 
 def expected_completion_tokens(
@@ -81,8 +99,14 @@ def _costs(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
 
 
 def _latencies(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]:
+    """Expected ms under the candidate's load (see the module's docstring)."""
     unknown = _unknown_completion(candidates)
-    return _filled([expected_latency_ms(shape, c.stats, unknown) for c in candidates])
+    filled = _filled([expected_latency_ms(shape, c.stats, unknown) for c in candidates])
+    return [ms * (1 + c.in_flight / c.capacity) for ms, c in zip(filled, candidates, strict=True)]
+
+
+def _with_retries(latencies: list[float], candidates: Sequence[Scored]) -> list[float]:
+    return [ms * (1 + error_estimate(c.stats)) for ms, c in zip(latencies, candidates, strict=True)]
 
 
 def _filled(values: list[float | None]) -> list[float]:
@@ -110,15 +134,95 @@ def scores(
     if strategy == "cost":
         return _costs(shape, candidates)
     if strategy == "latency":
-        return _latencies(shape, candidates)
+        return _with_retries(_latencies(shape, candidates), candidates)
     if strategy == "throughput":
         return [-v for v in _filled([c.stats.tokens_per_second for c in candidates])]
-    costs = _normalized(_costs(shape, candidates))
-    latencies = _normalized(_latencies(shape, candidates))
-    return [
-        weights.cost * cost + weights.latency * latency + weights.errors * c.stats.error_rate
-        for cost, latency, c in zip(costs, latencies, candidates, strict=True)
+    return _balanced(shape, candidates, weights).values
+
+
+class _Balanced:
+    """The balanced scores and what went into them, for optimistic re-scoring."""
+
+    def __init__(self, costs: list[float], latencies: list[float], errors: list[float]) -> None:
+        self.costs = costs  # normalized
+        self.latencies = latencies  # raw ms (with load and retries)
+        self.errors = errors
+        self.low = min(latencies)
+        self.span = max(latencies) - self.low
+        self.values: list[float] = []
+
+    def latency_term(self, ms: float) -> float:
+        return max(0.0, (ms - self.low) / self.span) if self.span > 0 else 0.0
+
+
+def _balanced(
+    shape: RequestShape, candidates: Sequence[Scored], weights: BalancedWeights
+) -> _Balanced:
+    parts = _Balanced(
+        _normalized(_costs(shape, candidates)),
+        _latencies(shape, candidates),
+        [error_estimate(c.stats) for c in candidates],
+    )
+    low, span = parts.low, parts.span
+    w_cost, w_latency, w_errors = weights.cost, weights.latency, weights.errors
+    scale = w_latency / span if span > 0 else 0.0
+    parts.values = [
+        w_cost * cost + scale * (ms - low) + w_errors * error
+        for cost, ms, error in zip(parts.costs, parts.latencies, parts.errors, strict=True)
     ]
+    return parts
+
+
+class Ranking:
+    """Candidates' scores (lower is better) and their order, best first; `optimistic`
+    re-scores one as if its latency and error rate were `optimism` times what they
+    were measured (exploration's question: could it be the best now?)."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        shape: RequestShape,
+        candidates: Sequence[Scored],
+        weights: BalancedWeights,
+    ) -> None:
+        self._strategy = strategy
+        self._weights = weights
+        self._balanced: _Balanced | None = None
+        self._latencies: list[float] = []  # expected ms under load, without retries
+        self._throughputs: list[float] = []
+        if strategy == "balanced" and candidates:
+            self._balanced = _balanced(shape, candidates, weights)
+            self.values = self._balanced.values
+        elif strategy == "latency":
+            self._latencies = _latencies(shape, candidates)
+            self.values = _with_retries(self._latencies, candidates)
+        elif strategy == "throughput":
+            self._throughputs = _filled([c.stats.tokens_per_second for c in candidates])
+            self.values = [-v for v in self._throughputs]
+        else:
+            self.values = scores(strategy, shape, candidates, weights)
+        self.order = sorted(range(len(candidates)), key=self.values.__getitem__)
+
+    def optimistic(self, index: int, optimism: float, *, healthy: bool = False) -> float:
+        """`index`'s score were it `optimism` (0..1) times as slow and as failing (not
+        failing at all if `healthy`); prices are known, so a cost score has nothing to
+        be optimistic about."""
+        if self._strategy == "latency":
+            if healthy:
+                return self._latencies[index] * optimism
+            return self.values[index] * optimism
+        if self._strategy == "throughput":
+            return -self._throughputs[index] / max(optimism, 1e-9)
+        parts = self._balanced
+        if parts is None:
+            return self.values[index]
+        weights = self._weights
+        errors = 0.0 if healthy else parts.errors[index] * optimism
+        return (
+            weights.cost * parts.costs[index]
+            + weights.latency * parts.latency_term(parts.latencies[index] * optimism)
+            + weights.errors * errors
+        )
 
 
 def ranked(

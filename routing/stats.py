@@ -39,13 +39,18 @@ class DeploymentStats(msgspec.Struct, frozen=True, kw_only=True):
     requests: int = 0  # in the sliding window
     errors: int = 0
     error_rate: float = 0.0
-    latency_ms: float | None = None  # EWMA
+    # tries weighted by age (halved every `metrics.errors_half_life` s): how much recent
+    # evidence there is, and the share of it that failed
+    recent_requests: float = 0.0
+    recent_error_rate: float | None = None
+    # averages weighted by age (halved every `metrics.half_life` s)
+    latency_ms: float | None = None
     latency_p50_ms: float | None = None  # from the window's histogram
     latency_p95_ms: float | None = None
-    ttft_ms: float | None = None  # EWMA
+    ttft_ms: float | None = None  # time-decayed average
     ttft_p95_ms: float | None = None
-    tokens_per_second: float | None = None  # EWMA of output throughput
-    completion_tokens: float | None = None  # EWMA of completion length
+    tokens_per_second: float | None = None  # time-decayed average of output throughput
+    completion_tokens: float | None = None  # time-decayed average of completion length
     in_flight: int = 0  # across replicas
     last_seen: float | None = None  # epoch seconds of the last outcome
     consecutive_failures: int = 0

@@ -1,5 +1,5 @@
-"""Exploration under a fixed seed: which deployments count as unexplored, how often one is
-moved first, and how the plan applies it."""
+"""Probing, on a fake clock: which deployment is tried first to learn about it, when, and
+how often. No randomness: the same statistics and times give the same probes."""
 
 from __future__ import annotations
 
@@ -14,109 +14,101 @@ from providers.base import Provider
 from providers.capabilities import Capabilities
 from providers.simulated.adapter import SimulatedProvider
 from providers.simulated.config import SimulatedConfig
-from routing.config import ExplorationConfig, RoutingConfig
+from routing.config import BalancedWeights, ExplorationConfig, RoutingConfig, Strategy
 from routing.deployments import Deployment, Prices
-from routing.exploration import pick_exploration, unexplored
+from routing.exploration import Explorer
 from routing.plan import Plan, Planner
 from routing.resolution import ModelResolver
+from routing.scoring import Ranking, RequestShape, Scored
 from routing.stats import DeploymentStats, Snapshot, deployment_id
 
 NOW = 1_700_000_000.0
-CONFIG = ExplorationConfig(share=0.05, min_samples=3, stale_after=30.0)
-FRESH = DeploymentStats(requests=10, last_seen=NOW - 1)
-NEW = DeploymentStats()  # never seen
-FEW = DeploymentStats(requests=2, last_seen=NOW - 1)  # under min_samples
-STALE = DeploymentStats(requests=10, last_seen=NOW - 31)  # not seen for over stale_after
+CONFIG = ExplorationConfig(share=1.0, optimism_half_life=2.0, health_interval=2.0)
+SHAPE = RequestShape(prompt_tokens=100, completion_limit=100)
+IDS = ["best", "other"]
 
 
-def config(share: float) -> ExplorationConfig:
-    return msgspec.structs.replace(CONFIG, share=share)
+def seen(ago: float | None, latency_ms: float | None = None, **stats: Any) -> DeploymentStats:
+    return DeploymentStats(
+        requests=50,
+        last_seen=None if ago is None else NOW - ago,
+        latency_ms=latency_ms,
+        **stats,
+    )
 
 
-@pytest.mark.parametrize(
-    ("stats", "expected"),
-    [
-        (NEW, True),
-        (DeploymentStats(requests=2, last_seen=NOW), True),
-        (DeploymentStats(requests=3, last_seen=NOW), False),
-        (DeploymentStats(requests=10), True),  # counted, but never a time: no data
-        (DeploymentStats(requests=10, last_seen=NOW - 30), False),  # exactly stale_after
-        (DeploymentStats(requests=10, last_seen=NOW - 30.001), True),
-        (DeploymentStats(requests=1000, last_seen=NOW - 3600), True),
-    ],
-    ids=[
-        "never-seen",
-        "under-min-samples",
-        "at-min-samples",
-        "no-last-seen",
-        "at-stale-after",
-        "just-stale",
-        "long-stale-many-requests",
-    ],
-)
-def test_unexplored(stats: DeploymentStats, expected: bool) -> None:
-    assert unexplored(stats, CONFIG, NOW) is expected
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_share_zero_never_explores(seed: int) -> None:
-    draw = random.Random(seed)
-    stats = [NEW, NEW, FEW, STALE]
-    assert all(pick_exploration(stats, config(0.0), draw, NOW) is None for _ in range(1000))
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_share_one_always_moves_an_unexplored_one_first(seed: int) -> None:
-    draw = random.Random(seed)
-    stats = [NEW, FRESH, FEW, FRESH, STALE]  # index 0 is first already
-    picks = [pick_exploration(stats, config(1.0), draw, NOW) for _ in range(300)]
-    assert set(picks) == {2, 4}  # every draw explores, never 0, never a fresh one
+def probe_of(
+    explorer: Explorer,
+    stats: list[DeploymentStats],
+    strategy: Strategy = "latency",
+    prices: tuple[float, ...] = (1.0, 1.0),
+    now: float = NOW,
+    avoided: set[int] | None = None,
+) -> int | None:
+    scored = [
+        Scored(prices=Prices(input_per_mtok=p, output_per_mtok=p, cached_input_per_mtok=p), stats=s)
+        for p, s in zip(prices, stats, strict=True)
+    ]
+    ranking = Ranking(strategy, SHAPE, scored, BalancedWeights())
+    avoided = avoided or set()
+    # as the planner orders them: those failing too often after the others
+    order = [i for i in ranking.order if i not in avoided] + sorted(avoided)
+    return explorer.pick(IDS, stats, ranking, order, avoided, strategy, now)
 
 
 @pytest.mark.parametrize(
-    "stats",
-    [
-        [FRESH, FRESH, FRESH],
-        [NEW, FRESH, FRESH],  # only the first is unexplored, and it is first already
-        [NEW],
-        [],
-    ],
-    ids=["all-fresh", "only-first-unexplored", "one", "none"],
+    ("slower", "due_after"),
+    [(2.0, 2.0), (4.0, 4.0), (1.25, 2.0 * 0.32193)],  # log2(slower) half-lives
+    ids=["twice-as-slow", "four-times", "nearly-as-good"],
 )
-def test_nothing_to_explore(stats: list[DeploymentStats]) -> None:
-    draw = random.Random(1)
-    assert all(pick_exploration(stats, config(1.0), draw, NOW) is None for _ in range(100))
+def test_a_slower_deployment_is_probed_once_its_staleness_could_make_it_the_best(
+    slower: float, due_after: float
+) -> None:
+    best = seen(0.0, 300.0)
+    assert probe_of(Explorer(CONFIG), [best, seen(due_after - 0.01, 300.0 * slower)]) is None
+    assert probe_of(Explorer(CONFIG), [best, seen(due_after + 0.01, 300.0 * slower)]) == 1
 
 
-def test_stale_counts_as_unexplored() -> None:
-    draw = random.Random(3)
-    assert pick_exploration([FRESH, FRESH, STALE], config(1.0), draw, NOW) == 2
-    # the same numbers, seen 20 s later than the stale ones: fresh again
-    recent = DeploymentStats(requests=10, last_seen=NOW - 11)
-    assert pick_exploration([FRESH, FRESH, recent], config(1.0), draw, NOW) is None
+def test_a_probe_in_flight_counts_as_news() -> None:
+    explorer = Explorer(CONFIG)
+    stale = [seen(0.0, 300.0), seen(10.0, 600.0)]
+    assert probe_of(explorer, stale) == 1
+    assert probe_of(explorer, stale, now=NOW + 1.9) is None  # probed 1.9 s ago: not yet
+    assert probe_of(explorer, stale, now=NOW + 2.1) == 1  # one half-life after the probe
 
 
-def explored_in(draws: int, seed: int, share: float) -> list[int | None]:
-    draw = random.Random(seed)
-    stats = [FRESH, NEW, NEW, NEW]
-    return [pick_exploration(stats, config(share), draw, NOW) for _ in range(draws)]
+def test_a_deployment_never_seen_is_probed_at_once() -> None:
+    assert probe_of(Explorer(CONFIG), [seen(0.0, 300.0), DeploymentStats()]) == 1
 
 
-def test_the_explored_share_is_the_configured_share() -> None:
-    fractions = []
-    for seed in range(5):
-        picks = explored_in(10_000, seed, 0.05)
-        fraction = sum(p is not None for p in picks) / len(picks)
-        assert abs(fraction - 0.05) <= 0.01, (seed, fraction)
-        fractions.append(fraction)
-        # and spread over every unexplored deployment
-        assert {p for p in picks if p is not None} == {1, 2, 3}
-    assert abs(sum(fractions) / len(fractions) - 0.05) <= 0.004, fractions
+@pytest.mark.parametrize("ago", [None, 5.0, 3600.0])
+def test_cost_never_probes_a_dearer_deployment(ago: float | None) -> None:
+    stats = [seen(0.0, 900.0), seen(ago, 100.0) if ago else DeploymentStats()]
+    assert probe_of(Explorer(CONFIG), stats, "cost", prices=(1.0, 2.0)) is None
 
 
-def test_the_same_seed_gives_the_same_draws() -> None:
-    assert explored_in(2000, 11, 0.05) == explored_in(2000, 11, 0.05)
-    assert explored_in(2000, 11, 0.05) != explored_in(2000, 12, 0.05)
+def test_a_failing_deployment_gets_health_probes_only_where_it_would_win() -> None:
+    # under cost, a cheaper deployment avoided for its errors: probed every health_interval
+    explorer = Explorer(CONFIG)
+    failing = seen(1.0, 300.0, recent_error_rate=0.5, recent_requests=30.0)
+    stats = [seen(0.0, 300.0), failing]
+    assert probe_of(explorer, stats, "cost", prices=(2.0, 1.0), avoided={1}) is None
+    failing = msgspec.structs.replace(failing, last_seen=NOW - 2.5)
+    assert probe_of(explorer, [stats[0], failing], "cost", (2.0, 1.0), avoided={1}) == 1
+    # a dearer one would not be chosen even healthy: never
+    again = Explorer(CONFIG)
+    assert probe_of(again, [stats[0], failing], "cost", (1.0, 2.0), avoided={1}) is None
+
+
+def test_the_budget_caps_probes_at_the_share() -> None:
+    explorer = Explorer(msgspec.structs.replace(CONFIG, share=0.1))
+    picks = [
+        probe_of(explorer, [seen(0.0, 300.0), DeploymentStats()], now=NOW + i)  # always due
+        for i in range(100)
+    ]
+    assert sum(p is not None for p in picks) == 10
+    off = Explorer(msgspec.structs.replace(CONFIG, share=0.0))
+    assert probe_of(off, [seen(0.0, 300.0), DeploymentStats()]) is None
 
 
 # --- in the plan ----------------------------------------------------------------------
@@ -138,57 +130,49 @@ def deployments(model: str) -> list[Deployment]:
 
 
 MODELS = {"m1": deployments("m1"), "m2": deployments("m2")}
+FRESH = seen(0.0, 300.0)  # measured just now: nothing to learn
 
 
-def plan(
-    body: dict[str, Any], unexplored_providers: set[str], seed: int = 0, share: float = 1.0
-) -> Plan:
-    stats = {
-        deployment_id(d.provider, d.model): NEW if d.provider in unexplored_providers else FRESH
+def plan(body: dict[str, Any], stats: dict[str, DeploymentStats], strategy: Strategy) -> Plan:
+    by_id = {
+        deployment_id(d.provider, d.model): stats.get(d.provider, FRESH)
         for model in MODELS.values()
         for d in model
     }
     providers: dict[str, Provider] = {
         name: SimulatedProvider(name, SimulatedConfig()) for name in PROVIDERS
     }
-    routing = RoutingConfig(strategy="cost", exploration=config(share))
-    planner = Planner(providers, ModelResolver(MODELS), routing, random.Random(seed))
+    routing = RoutingConfig(strategy=strategy, exploration=CONFIG)
+    planner = Planner(providers, ModelResolver(MODELS), routing, random.Random(0))
     request, options = decode_chat_body(
         msgspec.json.encode({"messages": [{"role": "user", "content": "hi"}], **body})
     )
-    return planner.plan(request, options, Snapshot(taken_at=NOW, stats=stats), NOW)
+    return planner.plan(request, options, Snapshot(taken_at=NOW, stats=by_id), NOW)
 
 
 def order_of(plan: Plan) -> list[str]:
     return [f"{c.canonical}:{c.deployment.provider}" for c in plan.candidates]
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_the_plan_tries_an_unexplored_deployment_first_then_the_ranked_rest(seed: int) -> None:
-    explored = plan({"models": ["m1", "m2"]}, {"gamma"}, seed)
-    assert explored.explored is True
-    # gamma moved first in the first model only; the second model keeps the cost order
-    assert order_of(explored) == [
-        "m1:gamma",
-        "m1:alpha",
-        "m1:beta",
-        "m1:delta",
-        "m2:alpha",
-        "m2:beta",
-        "m2:gamma",
-        "m2:delta",
-    ]
+def test_the_plan_probes_first_then_the_ranked_rest_in_the_first_model_only() -> None:
+    probed = plan({"models": ["m1", "m2"]}, {"gamma": DeploymentStats()}, "latency")
+    assert probed.explored is True
+    assert order_of(probed)[:4] == ["m1:gamma", "m1:alpha", "m1:beta", "m1:delta"]
+    assert order_of(probed)[4:] == ["m2:alpha", "m2:beta", "m2:gamma", "m2:delta"]  # no probe
 
 
-def test_the_plan_does_not_explore_when_all_is_fresh_or_the_share_is_zero() -> None:
-    ranked = ["m1:alpha", "m1:beta", "m1:gamma", "m1:delta"]
-    fresh = plan({"model": "m1"}, set())
-    assert (fresh.explored, order_of(fresh)) == (False, ranked)
-    off = plan({"model": "m1"}, {"beta", "gamma", "delta"}, share=0.0)
-    assert (off.explored, order_of(off)) == (False, ranked)
+def test_the_plan_ranks_a_failing_deployment_last_and_never_probes_under_cost() -> None:
+    failing = seen(0.0, 300.0, recent_error_rate=0.6, recent_requests=40.0)
+    ranked = plan({"model": "m1"}, {"alpha": failing, "delta": DeploymentStats()}, "cost")
+    assert (ranked.explored, order_of(ranked)) == (
+        False,
+        ["m1:beta", "m1:gamma", "m1:delta", "m1:alpha"],
+    )
 
 
 def test_the_clients_order_is_never_overridden_by_exploration() -> None:
-    ordered = plan({"model": "m1", "routing": {"order": ["beta"]}}, {"delta"})
+    ordered = plan(
+        {"model": "m1", "routing": {"order": ["beta"]}}, {"delta": DeploymentStats()}, "latency"
+    )
     assert ordered.explored is False
-    assert order_of(ordered) == ["m1:beta", "m1:alpha", "m1:gamma", "m1:delta"]
+    assert order_of(ordered)[0] == "m1:beta"

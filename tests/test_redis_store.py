@@ -48,6 +48,13 @@ def failed(deployment: str, at: float, error: str = "upstream_error", **fields: 
     return Outcome(deployment=deployment, at=at, ok=False, latency=0.05, error=error, **fields)
 
 
+def average(samples: list[tuple[float, float]], half_life: float) -> float:
+    """Time-decayed average of (value, at) samples: each weighs 2^-(age / half_life)."""
+    last = max(at for _, at in samples)
+    weights = [2 ** (-(last - at) / half_life) for _, at in samples]
+    return sum(v * w for (v, _), w in zip(samples, weights, strict=True)) / sum(weights)
+
+
 def p(ms: float) -> float:
     """The percentile a histogram reports for a sample of `ms`."""
     return round(bin_upper_ms(bin_of(ms)), 1)
@@ -116,13 +123,20 @@ async def test_counts_and_averages(store: MetricsStore, clock: FakeClock) -> Non
     await store.sync()
 
     stats = store.snapshot().of(GPT)
+    half, errors_half = CONFIG.half_life, CONFIG.errors_half_life
     assert (stats.requests, stats.errors, stats.error_rate) == (4, 1, 0.25)
-    assert stats.latency_ms == round((100 * 0.8 + 0.2 * 200) * 0.8 + 0.2 * 400, 1)
+    latency = average([(100, T0 + 1), (200, T0 + 2), (400, T0 + 4)], half)
+    assert stats.latency_ms == round(latency, 1)
     assert (stats.latency_p50_ms, stats.latency_p95_ms) == (p(200), p(400))
-    assert stats.ttft_ms == round(50 * 0.8 + 0.2 * 80, 1)
+    assert stats.ttft_ms == round(average([(50, T0 + 2), (80, T0 + 4)], half), 1)
     assert stats.ttft_p95_ms == p(80)
-    assert stats.tokens_per_second == round(500 * 0.8 + 0.2 * 400, 1)
-    assert stats.completion_tokens == round(50 * 0.8 + 0.2 * 40, 1)
+    assert stats.tokens_per_second == round(average([(500, T0 + 1), (400, T0 + 2)], half), 1)
+    assert stats.completion_tokens == round(average([(50, T0 + 1), (40, T0 + 2)], 30.0), 1)
+    failures = [(0, T0 + 1), (0, T0 + 2), (1, T0 + 3), (0, T0 + 4)]
+    assert stats.recent_error_rate == round(average(failures, errors_half), 4)
+    # the tries' weight, decayed to now (T0 + 5): 2^-(4/5) + 2^-(3/5) + 2^-(2/5) + 2^-(1/5)
+    weight = sum(2 ** (-(T0 + 5 - at) / errors_half) for _, at in failures)
+    assert stats.recent_requests == round(weight, 3)
     assert (stats.last_seen, stats.consecutive_failures) == (T0 + 4, 0)
     assert store.snapshot().of(LLAMA).requests == 0
 
@@ -135,7 +149,9 @@ async def test_the_window_slides(store: MetricsStore, clock: FakeClock) -> None:
     store.record(failed(GPT, T0 + 14))  # the next bucket
     await store.sync()
     assert store.snapshot().of(GPT).requests == 2
-    assert store.snapshot().of(GPT).latency_ms == round(900 * 0.8 + 0.2 * 100, 1)
+    # the old sample has all but vanished from the average: 101 s older, 2^-101 its weight
+    latency = round(average([(900, T0 - 100), (100, T0 + 1)], CONFIG.half_life), 1)
+    assert store.snapshot().of(GPT).latency_ms == latency == 100.0
 
     clock.advance(50)  # T0 + 65: the first bucket left the window
     await store.sync()
@@ -144,7 +160,8 @@ async def test_the_window_slides(store: MetricsStore, clock: FakeClock) -> None:
     await store.sync()
     stats = store.snapshot().of(GPT)
     assert (stats.requests, stats.latency_p50_ms) == (0, None)
-    assert stats.latency_ms == round(900 * 0.8 + 0.2 * 100, 1)  # averages stay
+    assert stats.latency_ms == latency  # an average stays: only its weight fades
+    assert stats.recent_requests < 1e-4
 
 
 async def test_failures_cooldowns_and_the_circuit(store: MetricsStore, clock: FakeClock) -> None:

@@ -212,10 +212,18 @@ def test_every_deployment_failing_is_a_502_listing_the_attempts(
     response = gateway_factory(config).post({"model": "m", "messages": HELLO})
     assert response.status_code == 502, response.text
     error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
+    assert set(error) == {"message", "type", "param", "code", "attempts"}
     assert (error["type"], error["code"]) == ("api_error", "upstream_error")
     assert "one/m 503 upstream_unavailable" in error["message"]
     assert "two/m - upstream_timeout" in error["message"]
+    # the attempts as data, in `routing_metadata.attempts`' shape
+    attempts = error["attempts"]
+    assert [(a["provider"], a["model"], a["status"], a["error"]) for a in attempts] == [
+        ("one", "m", 503, "upstream_unavailable"),
+        ("two", "m", None, "upstream_timeout"),
+    ]
+    assert all(set(a) == {"provider", "model", "status", "error", "latency_ms"} for a in attempts)
+    assert attempts[1]["latency_ms"] >= 250  # the timeout took its 0.3 s
 
 
 def test_the_deadline_bounds_retries_and_fallbacks(

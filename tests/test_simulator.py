@@ -129,10 +129,61 @@ def test_the_command_prints_the_report(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_latency_moves_off_a_slow_provider_and_probes_it_again() -> None:
-    """Was an end-to-end test that raced the machine's clock; here in virtual time."""
-    scenario = load_scenario("recover")
-    fast_probes = {"exploration": {"share": 0.25, "min_samples": 2, "stale_after": 0.15}}
-    slow, healed = run(scenario, routing=fast_probes).phases
-    assert slow.shares["steady"] > 0.6  # the traffic moved to the fastest
-    assert slow.shares["fast"] > 0.01  # ... while the slow one keeps a probe share
-    assert healed.best == "fast" and healed.best_share > 0.5  # and it wins traffic back
+    """Was an end-to-end test that raced the machine's clock; here in virtual time, on
+    the default settings."""
+    slow, healed = run("recover").phases
+    assert slow.shares["steady"] > 0.85  # the traffic is on the fastest
+    assert 0.01 < slow.shares["fast"] < 0.1  # the slow one keeps a small probe share
+    assert healed.best == "fast" and healed.best_share > 0.85  # and wins traffic back
+    assert healed.recover_s is not None and healed.recover_s < 3.0  # within seconds
+
+
+def test_the_independent_scenario() -> None:
+    """The issue's benchmark: 3 deployments, 8 in flight; the best slows to 900 ms, then
+    recovers while the second fails 40 % of its requests."""
+    healthy, slow, flaky = run("independent").phases
+    assert healthy.best_share > 0.9
+    assert slow.react_s is not None and slow.react_s < 1.5  # first slow answers at 0.9 s
+    assert slow.react_requests is not None and slow.react_requests <= 10
+    assert slow.best_share > 0.85
+    assert flaky.recover_s is not None and flaky.recover_s < 3.0
+    assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
+    assert flaky.best_share > 0.85
+    assert [p.client_errors for p in (healthy, slow, flaky)] == [0, 0, 0]
+
+
+def test_a_doubled_latency_loses_its_traffic_within_seconds() -> None:
+    _, doubled = run("degrade").phases
+    # its first slow answers come 0.6 s in; then a few requests' evidence
+    assert doubled.react_s is not None and doubled.react_s < 2.5
+    assert doubled.best_share > 0.8
+
+
+def test_a_deployment_failing_40_percent_gets_little_traffic_and_no_client_sees_it() -> None:
+    _, flaky, _ = run("flaky").phases
+    assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
+    assert flaky.client_errors == 0
+
+
+def test_cost_spends_nothing_exploring_prices() -> None:
+    for phase in run("price-change").phases:
+        assert phase.overspend == 0.0 and phase.best_share == 1.0
+    for phase in run("independent", strategy="cost").phases:
+        # the only spending over the cheapest is the health probe of a failing one
+        assert phase.overspend <= 0.02, phase
+
+
+def test_replicas_learn_from_each_other() -> None:
+    healthy, slow, flaky = run("replicas").phases
+    assert slow.react_s is not None and slow.react_s < 1.5
+    assert flaky.recover_s is not None and flaky.recover_s < 3.5
+    assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.1
+    assert [p.client_errors for p in (healthy, slow, flaky)] == [0, 0, 0]
+
+
+def test_a_burst_spreads_over_the_deployments() -> None:
+    _, burst = run("burst").phases
+    assert burst.burst_shares is not None
+    assert max(burst.burst_shares.values()) <= 0.6, burst.burst_shares
+    assert min(burst.burst_shares.values()) >= 0.1, burst.burst_shares
+    assert burst.client_errors == 0

@@ -56,7 +56,7 @@ def test_merged_deltas_write_what_the_flushes_write(
         deltas = accumulator.drain()
         one_by_one += deltas.items()
         outbox.add(deltas, T0)
-    start = {"open": start_open, "cf": 2.0, "lat": 500.0}
+    start = {"open": start_open, "cf": 2.0, "lat.s": 500.0, "lat.w": 1.0, "lat.t": T0 - 10}
 
     expected_windows, expected_states = _write(one_by_one, start)
     windows, states = _write(outbox.entries(), start)
@@ -65,7 +65,7 @@ def test_merged_deltas_write_what_the_flushes_write(
     for deployment in DEPLOYMENTS:
         assert states[deployment].keys() == expected_states[deployment].keys()
         for name, value in expected_states[deployment].items():
-            assert math.isclose(states[deployment][name], value, rel_tol=1e-9), name
+            assert math.isclose(states[deployment][name], value, rel_tol=1e-9, abs_tol=1e-12), name
 
 
 def test_close_then_open_is_not_merged() -> None:

@@ -3,13 +3,13 @@
 - `best_share`: answers served by the phase's best deployment (declared by the scenario,
   else the one a router knowing the true profiles would rank first);
 - `react_s` / `react_requests`: after the phase began, how long until the previous
-  phase's best, when it no longer is, got at most 20 % of the last second's requests,
-  and how many requests it was sent meanwhile;
-- `recover_s`: how long until the new best got at least half of the last second's requests;
+  phase's best, when it no longer is, gets at most 20 % of the next second's requests,
+  and how many requests it was sent until then;
+- `recover_s`: how long until the new best gets at least half of the next second's;
 - `overspend`: what the answers cost against each served by the cheapest healthy
   deployment (failing < 10 %) at the same token counts;
-- `unhealthy_share`: tries sent to deployments failing 20 % or more, from 2 s into the
-  phase (time to learn) to its end;
+- `unhealthy_share`: requests tried first on deployments failing 20 % or more, from 2 s
+  into the phase (time to learn) to its end;
 - `client_errors`: requests that got an error answer.
 """
 
@@ -29,7 +29,7 @@ from routing.simulator.runner import PhaseSpan, Request, Trace
 from routing.simulator.scenario import Profile
 from routing.stats import DeploymentStats
 
-TRAILING = 1.0  # seconds of traffic a share is taken over
+WINDOW = 1.0  # seconds of traffic a share is taken over
 REACTED = 0.2  # the old best has lost most of its traffic
 RECOVERED = 0.5  # the new best has most of it
 HEALTHY = 0.1  # failing less than this: a fair choice for the cheapest
@@ -114,11 +114,11 @@ class _Series:
         self.times = [t.started for t in firsts]
         self.names = [t.deployment for t in firsts]
 
-    def share(self, name: str, end_index: int) -> float:
-        """Share of `name` among the first tries in (t - TRAILING, t], t = times[end_index]."""
-        end = self.times[end_index]
-        begin = bisect.bisect_right(self.times, end - TRAILING)
-        window = self.names[begin : end_index + 1]
+    def share(self, name: str, begin_index: int) -> float:
+        """Share of `name` among the first tries in [t, t + WINDOW), t = times[begin_index]."""
+        begin = self.times[begin_index]
+        end = bisect.bisect_left(self.times, begin + WINDOW)
+        window = self.names[begin_index:end]
         return window.count(name) / len(window) if window else 0.0
 
     def first_when(self, name: str, since: float, until: float, low: bool, bound: float) -> int:
@@ -184,15 +184,15 @@ def _phase(
             report.react_requests = sum(
                 1
                 for t, n in zip(series.times, series.names, strict=True)
-                if span.started <= t <= series.times[i] and n == previous_best
+                if span.started <= t < series.times[i] and n == previous_best
             )
         j = series.first_when(best, span.started, span.ended, False, RECOVERED)
         if j >= 0:
             report.recover_s = round(series.times[j] - span.started, 3)
     unhealthy = {n for n, p in span.profiles.items() if (p.error_rate or 0) >= UNHEALTHY}
     if unhealthy:
-        settled = [t for t in trace.tries if span.started + SETTLE <= t.started < span.ended]
-        hit = sum(t.deployment in unhealthy for t in settled)
+        settled = [r for r in requests if r.started >= span.started + SETTLE and r.id in first]
+        hit = sum(first[r.id].deployment in unhealthy for r in settled)
         report.unhealthy_share = round(hit / (len(settled) or 1), 4)
     burst = [r for r in requests if r.burst and r.id in first]
     if burst:

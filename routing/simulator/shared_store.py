@@ -10,7 +10,7 @@ from collections.abc import Callable
 from routing.config import MetricsConfig
 from routing.stats import PriceOverride, Snapshot
 from routing.store.base import MetricsStore
-from routing.store.fields import DeploymentDelta, apply, oldest_bucket, stats_from
+from routing.store.fields import DeploymentDelta, apply, oldest_bucket
 
 
 class SharedBackend:
@@ -32,36 +32,30 @@ class ReplicaStore(MetricsStore):
         replica: str,
     ) -> None:
         super().__init__(config, clock=clock, replica=replica)
-        self._shared = shared
+        self._backend = shared
 
     async def _push(
         self, deltas: dict[str, DeploymentDelta], in_flight: dict[str, int], now: float
     ) -> None:
         keep_from = oldest_bucket(now, self.config)
-        shared = self._shared
+        backend = self._backend
         for deployment, delta in deltas.items():
-            window = shared.windows.setdefault(deployment, {})
-            apply(window, shared.states.setdefault(deployment, {}), delta, keep_from)
+            window = backend.windows.setdefault(deployment, {})
+            apply(window, backend.states.setdefault(deployment, {}), delta, keep_from)
         for deployment, count in in_flight.items():
-            state = shared.states.setdefault(deployment, {})
+            state = backend.states.setdefault(deployment, {})
             state[f"if:{self.replica}"] = float(count)
             state[f"ifat:{self.replica}"] = now
 
     async def _pull(self, now: float) -> Snapshot | None:
-        shared = self._shared
-        stats = {
-            deployment: stats_from(
-                shared.windows.get(deployment, {}),
-                shared.states.get(deployment, {}),
-                now,
-                self.config,
-            )
-            for deployment in self._tracked
-        }
-        return Snapshot(taken_at=now, stats=stats, prices=dict(shared.prices))
+        # copies, as a read from Redis is: this replica writes its news onto what it read
+        backend = self._backend
+        windows = {d: dict(backend.windows.get(d, {})) for d in self._tracked}
+        states = {d: dict(backend.states.get(d, {})) for d in self._tracked}
+        return self._shared_snapshot(windows, states, backend.prices, now)
 
     async def _push_price(self, key: str, price: PriceOverride | None) -> None:
         if price is None:
-            self._shared.prices.pop(key, None)
+            self._backend.prices.pop(key, None)
         else:
-            self._shared.prices[key] = price
+            self._backend.prices[key] = price

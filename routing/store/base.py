@@ -21,7 +21,14 @@ import msgspec
 
 from routing.config import MetricsConfig
 from routing.stats import Outcome, PriceOverride, Snapshot, price_key
-from routing.store.fields import Accumulator, DeploymentDelta, apply, oldest_bucket, stats_from
+from routing.store.fields import (
+    Accumulator,
+    DeploymentDelta,
+    apply,
+    in_flight_elsewhere,
+    oldest_bucket,
+    stats_from,
+)
 
 log = logging.getLogger("switchboard.store")
 
@@ -60,6 +67,10 @@ class MetricsStore:
         self._tracked: set[str] = set()
         self._prices: dict[str, PriceOverride] = {}
         self._snapshot = Snapshot()
+        # from the last read of the shared backend: its hashes (this replica's later news
+        # is written onto them until the next read) and other replicas' in-flight counts
+        self._shared: tuple[dict[str, dict[str, float]], dict[str, dict[str, float]]] | None = None
+        self._elsewhere: dict[str, int] = {}
         self._degraded: str | None = None
         self._last_sync: float | None = None
         self._task: asyncio.Task[None] | None = None
@@ -78,6 +89,11 @@ class MetricsStore:
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    def in_flight(self, deployment: str) -> int:
+        """Requests on a deployment now: this replica's, counted as they start and end,
+        and the others' as of the last read of the shared backend."""
+        return self._in_flight.get(deployment, 0) + self._elsewhere.get(deployment, 0)
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -149,26 +165,77 @@ class MetricsStore:
             state = self._states.setdefault(deployment, {})
             apply(window, state, delta, keep_from)
         await self._push(deltas, dict(self._in_flight), now)
+        if deltas:
+            self._overlay(deltas, keep_from, now)
+
+    def _overlay(self, deltas: dict[str, DeploymentDelta], keep_from: int, now: float) -> None:
+        """This replica's news goes into the snapshot at once, not at the next refresh:
+        written onto the shared hashes last read (the next read has it from the backend
+        itself), or, with no shared backend or none reachable, from the local ones."""
+        shared = self._shared if self._degraded is None else None
+        stats = dict(self._snapshot.stats)
+        for deployment, delta in deltas.items():
+            if shared is None:
+                window, state = self._windows[deployment], self._local_state(deployment, now)
+            else:
+                window = shared[0].setdefault(deployment, {})
+                state = shared[1].setdefault(deployment, {})
+                apply(window, state, delta, keep_from)
+            stats[deployment] = stats_from(window, state, now, self.config)
+        self._snapshot = msgspec.structs.replace(self._snapshot, taken_at=now, stats=stats)
+
+    def _local_state(self, deployment: str, now: float) -> dict[str, float]:
+        state = dict(self._states.get(deployment, {}))
+        state[f"if:{self.replica}"] = float(self._in_flight.get(deployment, 0))
+        state[f"ifat:{self.replica}"] = now
+        return state
 
     async def _refresh(self) -> None:
         now = self.clock()
         self._last_pull = now
         shared = await self._pull(now)
         if shared is None:
+            self._shared, self._elsewhere = None, {}
             self._snapshot = self._local_snapshot(now)
             return
         self._snapshot = shared
 
     def _local_snapshot(self, now: float) -> Snapshot:
-        stats = {}
-        for deployment in self._tracked:
-            state = dict(self._states.get(deployment, {}))
-            state[f"if:{self.replica}"] = float(self._in_flight.get(deployment, 0))
-            state[f"ifat:{self.replica}"] = now
-            stats[deployment] = stats_from(
-                self._windows.get(deployment, {}), state, now, self.config
+        stats = {
+            deployment: stats_from(
+                self._windows.get(deployment, {}),
+                self._local_state(deployment, now),
+                now,
+                self.config,
             )
+            for deployment in self._tracked
+        }
         return Snapshot(taken_at=now, stats=stats, prices=dict(self._prices))
+
+    def _shared_snapshot(
+        self,
+        windows: dict[str, dict[str, float]],
+        states: dict[str, dict[str, float]],
+        prices: dict[str, PriceOverride],
+        now: float,
+    ) -> Snapshot:
+        """The snapshot of what a shared backend holds (each tracked deployment's two
+        hashes, read at `now`); the hashes are kept for `_overlay`."""
+        stats = {
+            deployment: stats_from(
+                windows.setdefault(deployment, {}),
+                states.setdefault(deployment, {}),
+                now,
+                self.config,
+            )
+            for deployment in self._tracked
+        }
+        self._shared = (windows, states)
+        self._elsewhere = {
+            deployment: in_flight_elsewhere(state, self.replica, now)
+            for deployment, state in states.items()
+        }
+        return Snapshot(taken_at=now, stats=stats, prices=dict(prices))
 
     def _set_degraded(self, reason: str | None) -> None:
         if reason is not None and self._degraded is None:

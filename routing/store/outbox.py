@@ -13,7 +13,7 @@ import logging
 from collections import deque
 
 from routing.config import MetricsConfig
-from routing.store.fields import DeploymentDelta, Ewma
+from routing.store.fields import DeploymentDelta
 
 log = logging.getLogger("switchboard.store")
 
@@ -29,22 +29,10 @@ def merge(older: DeploymentDelta, newer: DeploymentDelta) -> DeploymentDelta | N
     counters = dict(older.counters)
     for field, amount in newer.counters.items():
         counters[field] = counters.get(field, 0.0) + amount
-    ewmas = {
-        name: Ewma(first=e.first, decay=e.decay, contribution=e.contribution)
-        for name, e in older.ewmas.items()
-    }
-    for name, late in newer.ewmas.items():
-        early = ewmas.get(name)
-        # (x * d1 + c1) * d2 + c2 == x * (d1 * d2) + (c1 * d2 + c2)
-        ewmas[name] = (
-            Ewma(first=late.first, decay=late.decay, contribution=late.contribution)
-            if early is None
-            else Ewma(
-                first=early.first,
-                decay=early.decay * late.decay,
-                contribution=early.contribution * late.decay + late.contribution,
-            )
-        )
+    averages = dict(older.averages)
+    for name, late in newer.averages.items():
+        early = averages.get(name)
+        averages[name] = late if early is None else early.merged(late)
     if newer.reset_failures:
         reset, failures = True, newer.failures
     else:
@@ -57,7 +45,7 @@ def merge(older: DeploymentDelta, newer: DeploymentDelta) -> DeploymentDelta | N
         open_until = max(older.open_until, newer.open_until)
     return DeploymentDelta(
         counters=counters,
-        ewmas=ewmas,
+        averages=averages,
         seen=max(older.seen, newer.seen),
         reset_failures=reset,
         failures=failures,

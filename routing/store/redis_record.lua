@@ -5,7 +5,7 @@
 -- ARGV[1] keep_from: the first bucket still inside the window
 -- ARGV[2] now (epoch seconds)
 -- ARGV[3] expiry (ms) after the last write, or after an open circuit or a cooldown ends
--- ARGV[4] the DeploymentDelta as msgspec JSON (Ewma as [first, decay, contribution]),
+-- ARGV[4] the DeploymentDelta as msgspec JSON (Decayed as [total, weight, at, half_life]),
 --         or "" when there is only an in-flight count to report
 -- ARGV[5] replica name, ARGV[6] its in-flight count, or "" for none
 local window, state = KEYS[1], KEYS[2]
@@ -38,8 +38,24 @@ if ARGV[4] ~= '' then
   for i = 1, #stale, 1000 do  -- unpack() has a stack limit
     redis.call('HDEL', window, unpack(stale, i, math.min(i + 999, #stale)))
   end
-  for name, ewma in pairs(delta.ewmas) do  -- ewma: {first, decay, contribution}
-    put(state, name, number(state, name, ewma[1]) * ewma[2] + ewma[3])
+  -- time-decayed averages: bring the stored one and the delta's to the later time, add
+  local ln2 = math.log(2)
+  for name, average in pairs(delta.averages) do  -- {total, weight, at, half_life}
+    local total, weight, at, half_life = average[1], average[2], average[3], average[4]
+    local stored_weight = number(state, name .. '.w', nil)
+    if stored_weight then
+      local stored_total = number(state, name .. '.s', 0)
+      local stored_at = number(state, name .. '.t', at)
+      local later = math.max(stored_at, at)
+      local old = math.exp(-(later - stored_at) * ln2 / half_life)
+      local new = math.exp(-(later - at) * ln2 / half_life)
+      total = stored_total * old + total * new
+      weight = stored_weight * old + weight * new
+      at = later
+    end
+    put(state, name .. '.s', total)
+    put(state, name .. '.w', weight)
+    put(state, name .. '.t', at)
   end
   put(state, 'seen', math.max(number(state, 'seen', 0), delta.seen))
   if delta.reset_failures then

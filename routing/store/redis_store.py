@@ -32,7 +32,7 @@ from routing.config import MetricsConfig
 from routing.stats import PriceOverride, Snapshot
 from routing.store.base import MetricsStore
 from routing.store.errors import StoreUnavailable
-from routing.store.fields import DeploymentDelta, oldest_bucket, stats_from
+from routing.store.fields import DeploymentDelta, oldest_bucket
 from routing.store.outbox import Entries, Outbox
 from routing.store.redis_url import open_client, parse_redis_url
 
@@ -180,19 +180,16 @@ class RedisStore(MetricsStore):
                 pipe.hgetall(state)
             pipe.hgetall(self._prices_key)
             replies = await pipe.execute()
-            stats = {
-                deployment: stats_from(
-                    _numbers(replies[2 * i]), _numbers(replies[2 * i + 1]), now, self.config
-                )
-                for i, deployment in enumerate(deployments)
-            }
+            windows = {d: _numbers(replies[2 * i]) for i, d in enumerate(deployments)}
+            states = {d: _numbers(replies[2 * i + 1]) for i, d in enumerate(deployments)}
+            snapshot = self._shared_snapshot(windows, states, self._prices, now)
         except Exception as exc:  # unreachable or unreadable: the base serves local statistics
             self._set_degraded(_reason(exc))
             return None
         self._prices = _prices(replies[-1])
         self._set_degraded(None)
         self._last_sync = now
-        return Snapshot(taken_at=now, stats=stats, prices=dict(self._prices))
+        return msgspec.structs.replace(snapshot, prices=dict(self._prices))
 
     async def _close_backend(self) -> None:
         await self._client.aclose()
