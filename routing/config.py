@@ -96,14 +96,14 @@ class CircuitConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             le=1,
             description="A deployment whose recent error estimate (time-decayed, see "
             "`metrics.errors_half_life`) reaches this is tried only after the others, "
-            "and probed now and then (`exploration.health_interval`) until it is back "
-            "under it. 1 turns it off.",
+            "and probed now and then (`exploration.health_interval`) until its recent "
+            "error rate is back under half of it. 1 turns it off.",
         ),
     ] = 0.25
     consecutive_failures: Annotated[int, Meta(ge=1)] = 5
     error_rate: Share = 0.5  # over the window, once it holds `min_requests`
     min_requests: Annotated[int, Meta(ge=1)] = 20
-    cooldown: Seconds = 30.0  # open this long, then one half-open probe
+    cooldown: Seconds = 5.0  # open this long, then one half-open probe
     auth_cooldown: Seconds = 300.0  # after the provider refused our key
     rate_limit_cooldown: Seconds = 5.0  # after a 429 that gave no Retry-After
 
@@ -129,7 +129,7 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             description="The same for the recent error rate. Longer than `half_life`: a "
             "failure is a rarer, noisier signal than a latency.",
         ),
-    ] = 5.0
+    ] = 1.0
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -103,6 +103,7 @@ class _Tries(Generic[T]):
         probe: bool,
         keep_in_flight: bool,
         retry_after_cap: float,
+        retry: bool = True,
     ) -> None:
         self.candidate = candidate
         self.call = call
@@ -111,10 +112,13 @@ class _Tries(Generic[T]):
         self.probe = probe  # the half-open circuit's probe
         self.keep_in_flight = keep_in_flight  # a stream: it stays in flight after its first chunk
         self._cap = retry_after_cap
+        self._retry = retry
         self.opened = False  # the last failure opened the circuit
 
     def may_retry(self, error: BaseException) -> bool:
-        if not isinstance(error, ProviderError) or not error.retryable or self.opened:
+        if not self._retry or not isinstance(error, ProviderError):
+            return False
+        if not error.retryable or self.opened:
             return False
         if isinstance(error, UpstreamRateLimited):
             return error.retry_after is not None and error.retry_after <= self._cap
@@ -149,7 +153,7 @@ class Dispatcher:
         request later (a stream), then calls `finished` and `succeeded` or `failed`."""
         skipped: list[Availability] = []
         last_error: ProviderError | None = None
-        for candidate in plan.candidates:
+        for position, candidate in enumerate(plan.candidates):
             if self._clock() >= deadline:
                 break
             snapshot = self._store.snapshot()
@@ -167,6 +171,9 @@ class Dispatcher:
                 probe=availability.state == "half_open",
                 keep_in_flight=keep_in_flight,
                 retry_after_cap=self._config.retries.retry_after_cap,
+                # an exploration probe that fails has taught what it was sent for: the
+                # request falls back at once rather than waiting to fail there again
+                retry=not (plan.explored and position == 0),
             )
             try:
                 return await self._with_retries(tries)

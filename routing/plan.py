@@ -83,6 +83,7 @@ class Planner:
         self._config = config
         self._draw = draw
         self._explorer = Explorer(config.exploration)
+        self._avoided: set[str] = set()  # deployments this replica routes around for errors
 
     def strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
         if options.routing.strategy is not None:
@@ -172,8 +173,7 @@ class Planner:
             ],
             config.balanced,
         )
-        threshold = config.circuit.avoid_error_rate
-        avoided = {i for i, c in enumerate(allowed) if error_estimate(c.stats) >= threshold}
+        avoided = {i for i, c in enumerate(allowed) if self._avoid(c)}
         order = ranking.order
         if avoided:
             order = [i for i in order if i not in avoided] + [i for i in order if i in avoided]
@@ -191,6 +191,24 @@ class Planner:
             if probe is not None:
                 order.insert(0, order.pop(probe))
         return [allowed[i] for i in order], probe is not None
+
+    def _avoid(self, candidate: Candidate) -> bool:
+        """Whether to rank a deployment after the others for its errors: from when its
+        error estimate reaches the threshold until its recent error rate (probes feed
+        it) is under half of it. The gap keeps a deployment that is still failing, on
+        the little evidence its probes give, from coming back with every probe."""
+        threshold = self._config.circuit.avoid_error_rate
+        stats, avoided = candidate.stats, self._avoided
+        if candidate.id in avoided:
+            rate = stats.recent_error_rate
+            if rate is not None and rate >= threshold / 2:
+                return True
+            avoided.discard(candidate.id)
+            return False
+        if error_estimate(stats) >= threshold:
+            avoided.add(candidate.id)
+            return True
+        return False
 
     def _allowed(
         self,

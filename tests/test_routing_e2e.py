@@ -299,7 +299,8 @@ def test_the_circuit_opens_then_a_probe_closes_it(
     config = routed_config(
         {"m": [("broken", 0.1), ("backup", 1.0)]},
         urls(upstreams),
-        circuit={"consecutive_failures": 3, "cooldown": 0.6},
+        # the circuit alone: no avoiding a deployment for its error rate before it opens
+        circuit={"consecutive_failures": 3, "cooldown": 0.6, "avoid_error_rate": 1.0},
     )
     gateway = gateway_factory(config)
     client = gateway.sdk()

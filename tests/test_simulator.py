@@ -160,9 +160,11 @@ def test_a_doubled_latency_loses_its_traffic_within_seconds() -> None:
 
 
 def test_a_deployment_failing_40_percent_gets_little_traffic_and_no_client_sees_it() -> None:
-    _, flaky, _ = run("flaky").phases
+    _, flaky, fixed = run("flaky").phases
+    assert flaky.react_s is not None and flaky.react_s < 2.5
     assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
     assert flaky.client_errors == 0
+    assert fixed.recover_s is not None and fixed.recover_s < 5.0  # fixed: back within seconds
 
 
 def test_cost_spends_nothing_exploring_prices() -> None:
@@ -176,8 +178,9 @@ def test_cost_spends_nothing_exploring_prices() -> None:
 def test_replicas_learn_from_each_other() -> None:
     healthy, slow, flaky = run("replicas").phases
     assert slow.react_s is not None and slow.react_s < 1.5
-    assert flaky.recover_s is not None and flaky.recover_s < 3.5
-    assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.1
+    # each replica probes on its own budget, and sees half the evidence first-hand
+    assert flaky.recover_s is not None and flaky.recover_s < 7.0
+    assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
     assert [p.client_errors for p in (healthy, slow, flaky)] == [0, 0, 0]
 
 

@@ -70,8 +70,11 @@ def expect_error(
 def envelope(payload: Any) -> dict[str, Any]:
     assert isinstance(payload, dict) and set(payload) == {"error"}, payload
     error = payload["error"]
-    assert set(error) == {"message", "type", "param", "code"}, error
+    # routing's failures also carry their attempts as data (DESIGN, Errors)
+    assert set(error) - {"attempts"} == {"message", "type", "param", "code"}, error
     assert isinstance(error["message"], str) and error["message"]
+    for attempt in error.get("attempts", []):
+        assert set(attempt) == {"provider", "model", "status", "error", "latency_ms"}
     return error
 
 
