@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Callable
 
@@ -274,5 +275,11 @@ class Simulation:
 
 
 def simulate(scenario: Scenario, strategy: Strategy | None = None) -> Trace:
-    """Run the scenario in virtual time (a fresh event loop; call it outside one)."""
-    return run_virtual(Simulation(scenario, strategy).run())
+    """Run the scenario in virtual time (a fresh event loop; call it outside one). The
+    scripted failures are not logged as upstream failures: they are the scenario."""
+    upstream_log = logging.getLogger("switchboard.upstream")
+    was_disabled, upstream_log.disabled = upstream_log.disabled, True
+    try:
+        return run_virtual(Simulation(scenario, strategy).run())
+    finally:
+        upstream_log.disabled = was_disabled
