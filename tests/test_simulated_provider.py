@@ -24,13 +24,14 @@ HELLO = b'{"model":"m","messages":[{"role":"user","content":"hello there"}]}'
 
 
 async def test_complete_is_a_valid_chat_completion_with_usage() -> None:
-    provider = SimulatedProvider("sim", SimulatedConfig(completion_tokens=5, text="a b c"))
+    provider = SimulatedProvider("sim", SimulatedConfig(completion_tokens=5, text="a b. c d."))
     response = await provider.complete(call(HELLO))
     parsed = msgspec.json.decode(response.body, type=ChatResponse)
-    assert parsed.choices[0].message.content == "a b c a b"
+    # whole sentences, as many as fit in completion_tokens: never cut mid-sentence
+    assert parsed.choices[0].message.content == "a b. c d."
     assert parsed.choices[0].finish_reason == "stop"
     assert parsed.model == "sim-1"
-    assert response.usage is not None and response.usage.completion_tokens == 5
+    assert response.usage is not None and response.usage.completion_tokens == 4
 
 
 async def test_max_tokens_caps_output_and_reports_length() -> None:
@@ -42,7 +43,9 @@ async def test_max_tokens_caps_output_and_reports_length() -> None:
 
 
 async def test_stream_timing_follows_ttft_and_tokens_per_second() -> None:
-    config = SimulatedConfig(ttft_ms=100, tokens_per_second=100, completion_tokens=10)
+    config = SimulatedConfig(
+        ttft_ms=100, tokens_per_second=100, completion_tokens=10, text="1 2 3 4 5 6 7 8 9 10."
+    )
     provider = SimulatedProvider("sim", config)
     started = time.perf_counter()
     first_output = None
@@ -116,4 +119,5 @@ def test_simulated_stream_through_the_gateway(gateway_factory) -> None:
     metadata = closing.model_extra["routing_metadata"]
     assert metadata["ttft_ms"] >= 50
     assert metadata["cost"]["estimated"] is False
-    assert closing.usage is not None and closing.usage.completion_tokens == 16
+    # two whole sentences of the default text (7 words each) fit in 16 tokens
+    assert closing.usage is not None and closing.usage.completion_tokens == 14
