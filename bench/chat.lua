@@ -7,6 +7,9 @@ function init(args)
   local stream = args[2] == "stream" and ', "stream": true' or ""
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  -- BENCH_GOVERNANCE=1: the gateway checks a key with limits and budgets (the floor ignores it)
+  local key = os.getenv("BENCH_KEY")
+  if key then wrk.headers["Authorization"] = "Bearer " .. key end
   wrk.body = string.format(
     '{"model": "%s", "messages": ['
       .. '{"role": "system", "content": "You are a terse assistant."}, '

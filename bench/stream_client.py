@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -146,7 +147,8 @@ async def run(url: str, model: str, concurrency: int, seconds: float) -> dict[st
     payload = (
         f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
         f"Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        + (f"Authorization: Bearer {key}\r\n" if (key := os.environ.get("BENCH_KEY")) else "")
+        + f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
     totals = Totals()
     started = time.perf_counter()

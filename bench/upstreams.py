@@ -12,7 +12,9 @@ and the floor's) points at its own upstream.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 
 ECHO_MODULE = "/usr/lib/nginx/modules/ngx_http_echo_module.so"
@@ -112,6 +114,24 @@ def upstream_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/v1/chat/completions"
 
 
+# BENCH_GOVERNANCE=1: every governance feature on (a key with rpm, tpm and budgets, in a
+# team with the same, a gateway budget, the ledger), none of them ever refusing
+GOVERNANCE = os.environ.get("BENCH_GOVERNANCE", "") == "1"
+BENCH_KEY = "sb-bench-governance-key"
+if GOVERNANCE:  # the load clients (chat.lua, stream_client.py) send it from the environment
+    os.environ.setdefault("BENCH_KEY", BENCH_KEY)
+_LIMITS = "rpm: 100000000, tpm: 1000000000000, budget_usd: {daily: 100000, monthly: 1000000}"
+
+
+def governance_conf() -> str:
+    digest = hashlib.sha256(BENCH_KEY.encode()).hexdigest()
+    return (
+        f"auth:\n  teams:\n    - {{name: bench, {_LIMITS}}}\n"
+        f"  keys:\n    - {{name: bench, team: bench, key_sha256: {digest}, {_LIMITS}}}\n"
+        "governance: {budget_usd: {daily: 100000, monthly: 1000000}}\n"
+    )
+
+
 def gateway_conf(ports: dict[str, int], store: str) -> str:
     providers = "".join(
         f'  {name}: {{kind: openai, base_url: "http://127.0.0.1:{port}/v1", api_key: bench}}\n'
@@ -122,7 +142,8 @@ def gateway_conf(ports: dict[str, int], store: str) -> str:
         "input_per_mtok: 1.0, output_per_mtok: 2.0}]}\n"
         for name in ports
     )
-    return f"store: {store}\nauth: none\nproviders:\n{providers}models:\n{models}"
+    auth = governance_conf() if GOVERNANCE else "auth: none\n"
+    return f"store: {store}\n{auth}providers:\n{providers}models:\n{models}"
 
 
 def floor_routes(ports: dict[str, int]) -> dict[str, str]:

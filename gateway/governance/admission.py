@@ -13,20 +13,29 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 from gateway.accounting import Admitted, RequestAccount
 from gateway.auth import ANONYMOUS, BudgetLimit, Caller, RateLimit
 from gateway.governance.ask import NANO, WINDOW_MS, Ask, BudgetAsk, RateAsk, Verdict, nano_usd
 from gateway.governance.config import GovernanceConfig
 from gateway.governance.errors import BudgetExceeded, RateLimited
-from gateway.governance.periods import PERIODS, Period, period_end, period_id
+from gateway.governance.periods import PERIODS, period_end, period_id
 from gateway.governance.store import GovernanceStore
 from gateway.request_ids import new_request_id
 from providers.errors import retry_after_header
 from routing.plan import Plan
 
+
+class _Profile(NamedTuple):
+    charged: tuple[str, ...]  # buckets its spend is counted in: key's, team's, gateway's
+    budgets: tuple[BudgetLimit, ...]
+    budget_asks: tuple[BudgetAsk, ...]  # one per budget, in this period's bucket
+    rate_keys: tuple[str, ...]  # one per caller.rates
+    token_limits: tuple[tuple[str, int], ...]  # (tpm key, limit) to settle tokens on
+
+
 BUDGET_DENIAL_MS = 250  # a refused budget is refused locally this long (floods cost nothing)
-_PERIOD_LETTER: dict[Period, str] = {"daily": "d", "monthly": "m"}
 
 
 def reset_text(ms: int) -> str:
@@ -77,8 +86,8 @@ class Governance:
             )
         # rate key or budget bucket → (refused until (ms), the reservation it refused)
         self._denied: dict[str, tuple[int, int]] = {}
-        # (key digest, team) → (day, month, the buckets its spend is counted in)
-        self._buckets: dict[tuple[str, str | None], tuple[str, str, tuple[str, ...]]] = {}
+        self._period = (0.0, "", "")  # (ends at, day id, month id) of the current UTC day
+        self._profiles: dict[int, tuple[Caller, _Profile]] = {}  # id(caller) → its profile
         # rate key → (remaining, reset ms, when): what a refusal's headers say of the others
         self._last: dict[str, tuple[int, int, int]] = {}
 
@@ -98,33 +107,28 @@ class Governance:
         if prompt_tokens is None:
             prompt_tokens = plan.prompt_tokens
         now = self._clock()
-        charged = self._spend_buckets(caller, now)
-        budgets = caller.budgets + self._global
-        if not caller.rates and not budgets:  # nothing to check: spend is still counted
-            account.admitted = Admitted(hold="", shared=True, usd=0.0, tokens=0, budgets=charged)
+        profile = self._profile(caller, now)
+        if not caller.rates and not profile.budgets:  # nothing to check; spend still counted
+            account.admitted = Admitted(
+                hold="", shared=True, usd=0.0, tokens=0, budgets=profile.charged
+            )
             return
         rates = tuple(
-            RateAsk(f"{r.scope}:{r.kind}", r.limit, self._cost(r, prompt_tokens, output_tokens))
-            for r in caller.rates
-        )
-        buckets = tuple(
-            BudgetAsk(
-                f"{b.scope}:{_PERIOD_LETTER[b.period]}:{period_id(b.period, now)}",
-                round(b.usd * NANO),
-            )
-            for b in budgets
+            RateAsk(key, r.limit, self._cost(r, prompt_tokens, output_tokens))
+            for key, r in zip(profile.rate_keys, caller.rates, strict=True)
         )
         amount = 0
-        if buckets:
+        if profile.budget_asks:
             ceiling = output_ceiling(plan, output_tokens, self.config.default_max_output_tokens)
             amount = nano_usd(worst_case_usd(plan, prompt_tokens, ceiling))
         ask = Ask(
-            hold=new_request_id() if buckets else "",
+            hold=new_request_id() if profile.budget_asks else "",
             rates=rates,
-            budgets=buckets,
+            budgets=profile.budget_asks,
             amount=amount,
             hold_ms=self._hold_ms,
         )
+        budgets = profile.budgets
         self._refuse_known(caller, ask, budgets, now)
         verdict = await self.store.admit(ask)
         if not verdict.allowed:
@@ -133,39 +137,57 @@ class Governance:
             now_ms = int(now * 1000)
             for rate, state in zip(ask.rates, verdict.rates, strict=True):
                 self._last[rate.key] = (state.remaining, state.reset_ms, now_ms)
-        account.headers.update(self._headers(caller, ask, verdict, now))
+        if caller.rates:
+            account.headers.update(self._headers(caller, ask, verdict, now))
         account.admitted = Admitted(
             hold=ask.hold,
             shared=verdict.shared,
             usd=amount / NANO,
             nano_usd=amount,
             tokens=_tokens(prompt_tokens, output_tokens),
-            budgets=charged,
-            token_limits=tuple(
-                (rate.key, rate.limit)
-                for rate, limit in zip(ask.rates, caller.rates, strict=True)
-                if limit.kind == "tpm"
-            ),
+            budgets=profile.charged,
+            token_limits=profile.token_limits,
         )
 
-    def _spend_buckets(self, caller: Caller, now: float) -> tuple[str, ...]:
-        """Where the request's cost is counted, budget or not: its key's, its team's and
-        the gateway's day and month (those with a budget are the same buckets)."""
-        day, month = period_id("daily", now), period_id("monthly", now)
-        who = (caller.digest, caller.team)
-        cached = self._buckets.get(who)
-        if cached is not None and cached[0] == day and cached[1] == month:
-            return cached[2]
+    def _profile(self, caller: Caller, now: float) -> _Profile:
+        """What admission asks for this caller in this UTC day, worked out once."""
+        if now >= self._period[0]:
+            self._period = (
+                period_end("daily", now),
+                period_id("daily", now),
+                period_id("monthly", now),
+            )
+            self._profiles.clear()
+        cached = self._profiles.get(id(caller))
+        if cached is not None and cached[0] is caller:
+            return cached[1]
+        _, day, month = self._period
+        periods = {"daily": ("d", day), "monthly": ("m", month)}
         scopes = ["all"]
         if caller is not ANONYMOUS:
             scopes.append(f"key:{caller.name}")
             if caller.team is not None:
                 scopes.append(f"team:{caller.team}")
-        buckets = tuple(
-            f"{s}:{letter}:{p}" for s in scopes for letter, p in (("d", day), ("m", month))
+        budgets = caller.budgets + self._global
+        rate_keys = tuple(f"{r.scope}:{r.kind}" for r in caller.rates)
+        profile = _Profile(
+            charged=tuple(f"{s}:{letter}:{p}" for s in scopes for letter, p in periods.values()),
+            budgets=budgets,
+            budget_asks=tuple(
+                BudgetAsk(f"{b.scope}:{':'.join(periods[b.period])}", round(b.usd * NANO))
+                for b in budgets
+            ),
+            rate_keys=rate_keys,
+            token_limits=tuple(
+                (key, r.limit)
+                for key, r in zip(rate_keys, caller.rates, strict=True)
+                if r.kind == "tpm"
+            ),
         )
-        self._buckets[who] = (day, month, buckets)
-        return buckets
+        if len(self._profiles) > 10_000:  # callers are rebuilt on every key refresh
+            self._profiles.clear()
+        self._profiles[id(caller)] = (caller, profile)
+        return profile
 
     @staticmethod
     def _cost(rate: RateLimit, prompt_tokens: int, output_tokens: int | None) -> int:

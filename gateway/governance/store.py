@@ -6,6 +6,7 @@ same decisions as Lua scripts, one round trip each. Both are driven by the same 
 
 from __future__ import annotations
 
+import heapq
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -46,6 +47,7 @@ class GovernanceStore:
         self._spent: dict[str, int] = {}  # budget bucket → settled nano-USD
         self._held: dict[str, int] = {}  # budget bucket → reserved, not yet settled
         self._holds: dict[str, _Hold] = {}
+        self._expiries: list[tuple[int, str]] = []  # heap of (expiry ms, hold id)
         self._keys: dict[str, bytes] = {}  # name → StoredKey as JSON
         self._last_used: dict[str, float] = {}
         self._ledger: dict[str, dict[str, int]] = {}  # UTC day → field → amount
@@ -148,6 +150,7 @@ class GovernanceStore:
             for bucket in buckets:
                 self._held[bucket] = self._held.get(bucket, 0) + ask.amount
             self._holds[ask.hold] = _Hold(now + ask.hold_ms, ask.amount, buckets)
+            heapq.heappush(self._expiries, (now + ask.hold_ms, ask.hold))
         return Verdict(allowed=True, rates=tuple(states))
 
     def settle_now(self, settlement: Settlement, now: int) -> None:
@@ -162,9 +165,15 @@ class GovernanceStore:
                 self._tats[key] = max(tat + tokens * interval_ms(limit), float(now))
 
     def _expire_holds(self, now: int) -> None:
-        expired = [hold_id for hold_id, hold in self._holds.items() if hold.expires_ms <= now]
-        for hold_id in expired:
-            self._release(self._holds.pop(hold_id))
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, hold_id = heapq.heappop(expiries)
+            hold = self._holds.get(hold_id)
+            if hold is not None and hold.expires_ms <= now:  # else settled already
+                self._release(self._holds.pop(hold_id))
+        if len(expiries) > 2 * len(self._holds) + 1024:  # settled holds leave stale entries
+            self._expiries = [(e, h) for e, h in expiries if h in self._holds]
+            heapq.heapify(self._expiries)
 
     def _release(self, hold: _Hold) -> None:
         for bucket in hold.buckets:
