@@ -83,9 +83,10 @@ def smoke(url: str, model: str, stream: bool) -> None:
     body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
     if stream:
         body["stream"] = True
-    req = urllib.request.Request(
-        url, json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"}
+    if key := os.environ.get("BENCH_KEY"):  # BENCH_GOVERNANCE=1
+        headers["Authorization"] = f"Bearer {key}"
+    req = urllib.request.Request(url, json.dumps(body).encode(), headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             text = r.read().decode()
