@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -25,7 +24,7 @@ import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.governance.ask import Ask, RateState, Settlement, Verdict
-from gateway.governance.script_batch import ScriptBatch
+from gateway.governance.script_batch import Coalescer, ScriptBatch, sha
 from gateway.governance.store import GovernanceStatus, GovernanceStore
 from routing.store.errors import StoreUnavailable
 from routing.store.redis_url import open_client, parse_redis_url
@@ -41,10 +40,8 @@ if held then return held end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return false
 """
-_SHAS = {
-    script: hashlib.sha1(script.encode()).hexdigest()
-    for script in (ADMIT_SCRIPT, SETTLE_SCRIPT, CLAIM_SCRIPT)
-}
+_encode = msgspec.json.Encoder().encode
+_decode_replies = msgspec.json.Decoder(list[list[int]]).decode
 BUCKET_TTL_S = 40 * 86400  # a budget bucket outlives its month
 OUTBOX_LIMIT = 100_000  # settlements kept while Redis is down; older ones are dropped
 PROBE_EVERY = 1.0  # seconds between pings while degraded
@@ -83,7 +80,8 @@ class RedisGovernanceStore(GovernanceStore):
         self._keys_key = self.key("keys")
         self._used_key = self.key("keys-last-used")
         self._probe: asyncio.Task[None] | None = None
-        self._batch = ScriptBatch(self.redis)
+        self._batch = ScriptBatch(self.redis)  # idempotency claims
+        self._admissions: Coalescer[Ask, Any] = Coalescer(self._admit_batch)
 
     def key(self, name: str) -> str:
         return f"{self._tag}:{name}"
@@ -91,9 +89,6 @@ class RedisGovernanceStore(GovernanceStore):
     @property
     def redis(self) -> Any:
         return self._client.redis
-
-    def _now_arg(self) -> str:
-        return "" if self._server_time else str(self.now_ms())
 
     # --- scripts -------------------------------------------------------------------
 
@@ -106,23 +101,8 @@ class RedisGovernanceStore(GovernanceStore):
     async def admit(self, ask: Ask) -> Verdict:
         if self._degraded is not None:
             return self.admit_now(ask, self.now_ms())
-        keys: list[str] = [self._holds_key, self._records_key]
-        keys += [self.key(rate.key) for rate in ask.rates]
-        keys += [self.key(budget.bucket) for budget in ask.budgets]
-        args: list[Any] = [
-            self._now_arg(),
-            ask.hold,
-            ask.hold_ms,
-            ask.amount,
-            len(ask.rates),
-            len(ask.budgets),
-            BUCKET_TTL_S,
-        ]
-        for rate in ask.rates:
-            args += [rate.limit, rate.cost]
-        args += [budget.limit for budget in ask.budgets]
         try:
-            reply = await self._script(ADMIT_SCRIPT, keys, args)
+            reply = await self._admissions.call(ask)
         except Exception as exc:  # unreachable, timed out, or worse: limit locally
             self._set_degraded(_reason(exc))
             return self.admit_now(ask, self.now_ms())
@@ -133,6 +113,46 @@ class RedisGovernanceStore(GovernanceStore):
             for i in range(len(ask.rates))
         )
         return Verdict(allowed=True, shared=True, rates=states)
+
+    async def _admit_batch(self, asks: list[Ask]) -> list[Any]:
+        """One script call for the asks of one moment: every key once in KEYS (a
+        cluster checks them), everything else in one JSON argument (packing it costs the
+        client little, however many asks there are)."""
+        keys = [self._holds_key, self._records_key]
+        index: dict[str, int] = {}
+
+        def at(name: str) -> int:
+            found = index.get(name)
+            if found is None:
+                keys.append(self.key(name))
+                found = index[name] = len(keys)  # Lua counts from 1
+            return found
+
+        encoded = [
+            (
+                ask.hold,
+                ask.hold_ms,
+                ask.amount,
+                [(at(r.key), r.limit, r.cost) for r in ask.rates],
+                [(at(b.bucket), b.limit) for b in ask.budgets],
+            )
+            for ask in asks
+        ]
+        argument = _encode({"now": self._now_value(), "ttl": BUCKET_TTL_S, "asks": encoded})
+        reply = await self._eval(ADMIT_SCRIPT, keys, argument)
+        return list(_decode_replies(reply))
+
+    async def _eval(self, script: str, keys: Sequence[str], argument: bytes) -> Any:
+        """EVALSHA, loading the script once if this Redis lost it (restart, failover)."""
+        digest = sha(script)
+        try:
+            return await self.redis.execute_command("EVALSHA", digest, len(keys), *keys, argument)
+        except NoScriptError:
+            await self.redis.script_load(script)
+            return await self.redis.execute_command("EVALSHA", digest, len(keys), *keys, argument)
+
+    def _now_value(self) -> int:
+        return -1 if self._server_time else self.now_ms()
 
     # --- settlement ------------------------------------------------------------------
 
@@ -196,22 +216,12 @@ class RedisGovernanceStore(GovernanceStore):
         ledger: Mapping[str, Mapping[str, int]],
         used: Mapping[str, float],
     ) -> list[Any]:
+        """One pipeline: the batch's settlements summed per bucket and per tpm key in one
+        script call, then the ledger and the keys' last use."""
         pipe = self.redis.pipeline(transaction=False)
-        for settlement in batch:
-            keys: list[str] = [self._holds_key, self._records_key]
-            keys += [self.key(bucket) for bucket in settlement.buckets]
-            keys += [self.key(key) for key, _, _ in settlement.tokens]
-            args: list[Any] = [
-                self._now_arg(),
-                settlement.hold,
-                settlement.actual,
-                len(settlement.buckets),
-                len(settlement.tokens),
-                BUCKET_TTL_S,
-            ]
-            for _, limit, tokens in settlement.tokens:
-                args += [limit, tokens]
-            pipe.execute_command("EVALSHA", _SHAS[SETTLE_SCRIPT], len(keys), *keys, *args)
+        if batch:
+            keys, argument = self._settle_argument(batch)
+            pipe.execute_command("EVALSHA", sha(SETTLE_SCRIPT), len(keys), *keys, argument)
         retention = (self.ledger_days + 1) * 86400
         for day, fields in ledger.items():
             day_key = self.key(f"ledger:{day}")
@@ -220,7 +230,42 @@ class RedisGovernanceStore(GovernanceStore):
             pipe.expire(day_key, retention)
         if used:
             pipe.hset(self._used_key, mapping={k: repr(v) for k, v in used.items()})
-        return list(await pipe.execute(raise_on_error=False))
+        results = list(await pipe.execute(raise_on_error=False))
+        # one result per settlement, as the outbox expects: the script's for all of them
+        return [results[0]] * len(batch) + results[1:] if batch else results
+
+    def _settle_argument(self, batch: Sequence[Settlement]) -> tuple[list[str], bytes]:
+        keys = [self._holds_key, self._records_key]
+        index: dict[str, int] = {}
+        spent: dict[int, int] = {}
+        tokens: dict[int, list[int]] = {}
+        holds = []
+        for settlement in batch:
+            if settlement.hold:
+                holds.append(settlement.hold)
+            for bucket in settlement.buckets:
+                at = index.get(bucket)
+                if at is None:
+                    keys.append(self.key(bucket))
+                    at = index[bucket] = len(keys)
+                spent[at] = spent.get(at, 0) + settlement.actual
+            for key, limit, difference in settlement.tokens:
+                at = index.get(key)
+                if at is None:
+                    keys.append(self.key(key))
+                    at = index[key] = len(keys)
+                entry = tokens.setdefault(at, [limit, 0])
+                entry[0], entry[1] = limit, entry[1] + difference
+        argument = _encode(
+            {
+                "now": self._now_value(),
+                "ttl": BUCKET_TTL_S,
+                "holds": holds,
+                "spent": list(spent.items()),
+                "tokens": [(at, limit, total) for at, (limit, total) in tokens.items()],
+            }
+        )
+        return keys, argument
 
     # --- idempotency -----------------------------------------------------------------
 
@@ -336,6 +381,7 @@ class RedisGovernanceStore(GovernanceStore):
             self._probe.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._probe
+        await self._admissions.aclose()
         await self._batch.aclose()
         if self._outbox and self._degraded is None:
             with contextlib.suppress(Exception):
