@@ -138,9 +138,21 @@ class Accumulator:
             delta.open_until = outcome.open_until  # the latest decision stands
 
     def _sample(self, delta: DeploymentDelta, name: str, value: float, at: float) -> None:
-        sample = Decayed(total=value, weight=1.0, at=at, half_life=self._half_lives[name])
+        """`Decayed.merged` with one sample, in place (one exp, no new object: this runs
+        for every outcome)."""
         known = delta.averages.get(name)
-        delta.averages[name] = sample if known is None else known.merged(sample)
+        if known is None:
+            half_life = self._half_lives[name]
+            delta.averages[name] = Decayed(total=value, weight=1.0, at=at, half_life=half_life)
+        elif at >= known.at:
+            keep = decay(at - known.at, known.half_life)
+            known.total = known.total * keep + value
+            known.weight = known.weight * keep + 1.0
+            known.at = at
+        else:  # an outcome recorded after a later one: it is the older sample
+            weight = decay(known.at - at, known.half_life)
+            known.total += value * weight
+            known.weight += weight
 
     def drain(self) -> dict[str, DeploymentDelta]:
         pending, self.pending = self.pending, {}
