@@ -18,6 +18,7 @@ from gateway.ingress.embeddings.route import embeddings
 from gateway.ingress.responses.route import create_response
 from gateway.metrics import InFlight
 from gateway.middleware import request_id_middleware
+from gateway.observability.tracing import open_tracing
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key
 from gateway.routes.chat import chat_completions
@@ -32,10 +33,11 @@ from providers.errors import SwitchboardError
 
 def create_app(config: Config) -> Litestar:
     in_flight = InFlight()  # counted by the middleware, read by /metrics
+    tracing = open_tracing(config.tracing, config.providers)  # None unless configured
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(config, in_flight=in_flight)
+        services = Services(config, in_flight=in_flight, tracing=tracing)
         await services.start()
         app.state.services = services
         try:
@@ -66,7 +68,7 @@ def create_app(config: Config) -> Litestar:
         ],
         lifespan=[lifespan],
         state=State(),
-        middleware=[DefineMiddleware(request_id_middleware, in_flight=in_flight)],
+        middleware=[DefineMiddleware(request_id_middleware, in_flight=in_flight, tracing=tracing)],
         exception_handlers={
             SwitchboardError: handle_switchboard_error,
             HTTPException: handle_http_exception,

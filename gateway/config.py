@@ -22,6 +22,7 @@ from gateway.governance.config import (
     LimitsConfig,
 )
 from gateway.ingress.responses.config import ResponsesConfig
+from gateway.observability.config import TracingConfig
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
 
@@ -67,6 +68,7 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     governance: GovernanceConfig = msgspec.field(default_factory=GovernanceConfig)
     cors: CorsConfig | None = None
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
+    tracing: TracingConfig | None = None
 
 
 class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -82,6 +84,7 @@ class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     governance: Any = None
     cors: Any = None
     responses: Any = None
+    tracing: Any = None
 
 
 def _interpolate(value: Any, path: str) -> Any:

@@ -3,10 +3,14 @@
 
 from __future__ import annotations
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from typing import cast
 
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
+
+from gateway.accounting import Accounts
 from gateway.metrics import InFlight
+from gateway.observability.tracing import Tracing
 from gateway.request_ids import acceptable_request_id, new_request_id
 from providers import correlation
 from providers.correlation import Correlation, valid_traceparent, valid_tracestate
@@ -16,9 +20,12 @@ _TRACEPARENT = b"traceparent"
 _TRACESTATE = b"tracestate"
 
 
-def request_id_middleware(app: ASGIApp, in_flight: InFlight | None = None) -> ASGIApp:
+def request_id_middleware(
+    app: ASGIApp, in_flight: InFlight | None = None, tracing: Tracing | None = None
+) -> ASGIApp:
     """Adopt the caller's `x-request-id` (when sane) or make one; store it in the scope for
-    handlers and add it to every response. `in_flight` counts the requests being served."""
+    handlers and add it to every response. `in_flight` counts the requests being served;
+    `tracing`, when on, gives each API request its span."""
     counter = in_flight or InFlight()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
@@ -45,19 +52,49 @@ def request_id_middleware(app: ASGIApp, in_flight: InFlight | None = None) -> AS
                 message["headers"] = headers
             await send(message)
 
+        # a tracestate means nothing without the traceparent it goes with
+        tracestate = valid_tracestate(tracestate) if traceparent else None
         token = correlation.set_current(
-            Correlation(
-                request_id=request_id,
-                traceparent=traceparent,
-                # a tracestate means nothing without the traceparent it goes with
-                tracestate=valid_tracestate(tracestate) if traceparent else None,
-            )
+            Correlation(request_id=request_id, traceparent=traceparent, tracestate=tracestate)
         )
         counter.count += 1
         try:
-            await app(scope, receive, send_with_id)
+            if tracing is None:
+                await app(scope, receive, send_with_id)
+            else:
+                await _traced(tracing, app, scope, receive, send_with_id, traceparent, tracestate)
         finally:
             counter.count -= 1
             correlation.reset(token)
 
     return middleware
+
+
+async def _traced(
+    tracing: Tracing,
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    traceparent: str | None,
+    tracestate: str | None,
+) -> None:
+    """The request inside its span, which ends with what its account recorded."""
+    http = cast("HTTPScope", scope)
+    started = tracing.request_started(http["method"], http["path"], traceparent, tracestate)
+    if started is None:  # a path that is not traced
+        await app(scope, receive, send)
+        return
+    status = 500  # if the app fails before it answers
+
+    async def send_noting_status(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
+
+    try:
+        await app(scope, receive, send_noting_status)
+    finally:
+        account = Accounts.current(scope)
+        tracing.request_ended(started, status, account.record if account else None)

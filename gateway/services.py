@@ -18,6 +18,7 @@ from gateway.ingress.responses.service import ResponsesService
 from gateway.ingress.responses.store import open_response_store
 from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
 from gateway.observability.budgets import BudgetUse, budget_uses
+from gateway.observability.tracing import Tracing, require_tracing
 from gateway.scoreboard import Scoreboard, scoreboard
 from gateway.secrets import register, secrets_in, unregister
 from providers.base import Provider
@@ -44,10 +45,15 @@ class Services:
         config: Config,
         catalogue: ModelCatalogue | None = None,
         in_flight: InFlight | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """Raises ConfigError for what only shows once providers exist (a price missing
-        from both the config and the model catalogue)."""
+        from both the config and the model catalogue). `tracing`: the app's, when its
+        config has a `tracing` section (see `open_tracing`)."""
         self.config = config
+        if config.tracing is not None and tracing is None:
+            require_tracing()  # `check-config` and `serve` refuse it without the extra
+        self.tracing = tracing
         self.providers: dict[str, Provider] = {
             name: build_provider(name, provider) for name, provider in config.providers.items()
         }
@@ -69,7 +75,13 @@ class Services:
         self.store.track(
             deployment_id(d.provider, d.model) for ds in deployments.values() for d in ds
         )
-        self.router = Router(self.providers, self.models, config.routing, self.store)
+        self.router = Router(
+            self.providers,
+            self.models,
+            config.routing,
+            self.store,
+            wrap_tries=tracing.tries if tracing is not None else None,
+        )
         self.auth = Authenticator(config.auth if isinstance(config.auth, AuthConfig) else None)
         self.admin = AdminAuthenticator(config.admin)
         # the request pipeline's two ends: admission before dispatch, accounts after
@@ -148,5 +160,7 @@ class Services:
         await self.governance.store.aclose()
         await self.store.aclose()
         await self.responses.store.aclose()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)  # exports what is batched
         unregister(self.secrets)
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Protocol
 
 import msgspec
 
@@ -48,6 +49,15 @@ CompleteCall = Callable[[Candidate], Awaitable[ProviderResponse]]
 OpenStream = Callable[[Candidate], AsyncGenerator[StreamChunk, None]]
 
 
+class TryWrapper(Protocol):
+    """Wraps every try at a candidate, whichever operation it runs (tracing: a span per
+    upstream try, the try's trace context sent upstream)."""
+
+    def complete(self, call: CompleteCall) -> CompleteCall: ...
+
+    def stream(self, open_stream: OpenStream) -> OpenStream: ...
+
+
 def _chat(request: ChatRequest | RequestNeeds) -> ChatRequest:
     if isinstance(request, RequestNeeds):
         # only a chat request has a default operation: another API brings its own
@@ -74,8 +84,10 @@ class Router:
         *,
         clock: Callable[[], float] = time.perf_counter,
         draw: random.Random | None = None,
+        wrap_tries: TryWrapper | None = None,
     ) -> None:
         self._providers = providers
+        self._wrap = wrap_tries
         self._config = config
         self.store = store or MetricsStore(config.metrics)
         self.clock = clock
@@ -144,6 +156,8 @@ class Router:
         before dispatch, e.g. to admit the request); `call`: see `CompleteCall` (required
         when `request` is a `RequestNeeds`)."""
         call = call or self._chat_call(_chat(request), request_id)
+        if self._wrap is not None:
+            call = self._wrap.complete(call)
         plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
         deadline = self.clock() + self._config.deadline
@@ -186,6 +200,8 @@ class Router:
         still retried or falls back, and at worst is an ordinary error response.
         `plan` and `open_stream`: as `complete`'s `plan` and `call`."""
         opener = open_stream or self._chat_stream(_chat(request), request_id)
+        if self._wrap is not None:
+            opener = self._wrap.stream(opener)
         plan = plan or self.plan(request, options)
         attempts: list[Attempt] = []
 

@@ -78,6 +78,7 @@ class RequestAccount:
         "headers",
         "key",
         "model",
+        "record",
         "replayed",
         "request_id",
         "started_at",
@@ -108,6 +109,7 @@ class RequestAccount:
         # headers every answer to this request carries, errors included (rate limits)
         self.headers: dict[str, str] = {}
         self.finished = False
+        self.record: RequestRecord | None = None  # once closed (tracing reads it)
 
     def succeeded(self, metadata: RoutingMetadata, usage: Usage, status: int = 200) -> None:
         self._close(status, None, metadata, usage, list(metadata.attempts))
@@ -152,24 +154,23 @@ class RequestAccount:
             return
         self.finished = True
         cost = metadata.cost if metadata is not None and not self.replayed else None
-        self._accounts.add(
-            RequestRecord(
-                request_id=self.request_id,
-                endpoint=self.endpoint,
-                key=self.key,
-                team=self.team,
-                model=self.model,
-                stream=self.stream,
-                status=status,
-                error_code=code,
-                routing_metadata=metadata,
-                usage=usage,
-                cost_usd=cost.usd if cost is not None else 0.0,
-                cost_estimated=cost.estimated if cost is not None else False,
-                started_at=self.started_at,
-                duration_ms=round((self._clock() - self._started) * 1000, 3),
-                attempts=attempts,
-                admitted=self.admitted,
-                replayed=self.replayed,
-            )
+        self.record = RequestRecord(
+            request_id=self.request_id,
+            endpoint=self.endpoint,
+            key=self.key,
+            team=self.team,
+            model=self.model,
+            stream=self.stream,
+            status=status,
+            error_code=code,
+            routing_metadata=metadata,
+            usage=usage,
+            cost_usd=cost.usd if cost is not None else 0.0,
+            cost_estimated=cost.estimated if cost is not None else False,
+            started_at=self.started_at,
+            duration_ms=round((self._clock() - self._started) * 1000, 3),
+            attempts=attempts,
+            admitted=self.admitted,
+            replayed=self.replayed,
         )
+        self._accounts.add(self.record)
