@@ -61,6 +61,10 @@ bench-guard: env  ## short benchmark; fails when a figure falls below bench/base
 bench-baseline: env  ## rewrite bench/baseline.json on purpose (docs/performance.md), ~4 min
 	bash bench/run.sh guard.py --update --rounds 5 $(ARGS)
 
+.PHONY: bench-endpoints
+bench-endpoints: env  ## what the gateway adds to embeddings and legacy completions, beside chat (~3 min)
+	timeout --foreground --kill-after=15 900 $(VENV)/bin/python bench/endpoints.py
+
 .PHONY: bench-routing
 bench-routing: env  ## microseconds per routing decision, 3 to 300 deployments (~10 s)
 	$(VENV)/bin/python bench/routing_decision.py $(ARGS)

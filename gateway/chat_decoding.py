@@ -108,19 +108,32 @@ def decode_fields(body: bytes) -> dict[str, Raw]:
     return fields
 
 
-def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
-    fields = decode_fields(body)
+def typed_fields(
+    fields: dict[str, Raw], decoders: dict[str, msgspec.json.Decoder[Any]]
+) -> dict[str, Any]:
+    """Each field a request Struct declares, decoded (an explicit `null`: not sent)."""
     typed: dict[str, Any] = {}
     for name, value in fields.items():
-        if name in _DECODERS:
-            decoded = decode_field(name, value, _DECODERS)
+        if name in decoders:
+            decoded = decode_field(name, value, decoders)
             if decoded is not None:
                 typed[name] = decoded
+    return typed
+
+
+def forwardable(fields: dict[str, Raw]) -> dict[str, Raw]:
+    """The fields an upstream may receive: all but the gateway's own."""
+    return {k: v for k, v in fields.items() if k not in ROUTING_FIELDS and k != "extensions"}
+
+
+def decode_chat_body(body: bytes) -> tuple[ChatRequest, RouteOptions]:
+    fields = decode_fields(body)
+    typed = typed_fields(fields, _DECODERS)
     if "messages" not in typed:
         raise InvalidRequest(
             "Missing required parameter: 'messages'.", param="messages", code="missing_field"
         )
-    raw = {k: v for k, v in fields.items() if k not in ROUTING_FIELDS and k != "extensions"}
+    raw = forwardable(fields)
     _convert_functions(fields, typed, raw)
     request = ChatRequest(**typed, raw=raw)
     model = request.model if isinstance(request.model, str) else None

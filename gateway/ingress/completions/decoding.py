@@ -3,14 +3,12 @@ checked as OpenAI checks it (a 400 naming the field)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.chat_decoding import (
-    ROUTING_FIELDS,
-    decode_field,
     decode_fields,
     field_decoders,
+    forwardable,
     route_options,
+    typed_fields,
 )
 from providers.completion_types import CompletionRequest, Prompt
 from providers.errors import InvalidRequest
@@ -21,19 +19,13 @@ _DECODERS = field_decoders(CompletionRequest)
 
 def decode_completion_body(body: bytes) -> tuple[CompletionRequest, RouteOptions]:
     fields = decode_fields(body)
-    typed: dict[str, Any] = {}
-    for name, value in fields.items():
-        if name in _DECODERS:
-            decoded = decode_field(name, value, _DECODERS)
-            if decoded is not None:
-                typed[name] = decoded
+    typed = typed_fields(fields, _DECODERS)
     if "prompt" not in typed:
         raise InvalidRequest(
             "Missing required parameter: 'prompt'.", param="prompt", code="missing_field"
         )
     _check_prompt(typed["prompt"])
-    raw = {k: v for k, v in fields.items() if k not in ROUTING_FIELDS and k != "extensions"}
-    request = CompletionRequest(**typed, raw=raw)
+    request = CompletionRequest(**typed, raw=forwardable(fields))
     best_of = request.best_of
     if isinstance(best_of, int) and best_of < request.choices_per_prompt:
         raise InvalidRequest(

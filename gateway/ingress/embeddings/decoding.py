@@ -3,14 +3,12 @@ OpenAI checks it (a 400 naming `input` for what OpenAI refuses)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.chat_decoding import (
-    ROUTING_FIELDS,
-    decode_field,
     decode_fields,
     field_decoders,
+    forwardable,
     route_options,
+    typed_fields,
 )
 from providers.embedding_types import MAX_INPUTS, EmbeddingRequest
 from providers.errors import InvalidRequest
@@ -21,19 +19,13 @@ _DECODERS = field_decoders(EmbeddingRequest)
 
 def decode_embedding_body(body: bytes) -> tuple[EmbeddingRequest, RouteOptions]:
     fields = decode_fields(body)
-    typed: dict[str, Any] = {}
-    for name, value in fields.items():
-        if name in _DECODERS:
-            decoded = decode_field(name, value, _DECODERS)
-            if decoded is not None:
-                typed[name] = decoded
+    typed = typed_fields(fields, _DECODERS)
     if "input" not in typed:
         raise InvalidRequest(
             "Missing required parameter: 'input'.", param="input", code="missing_field"
         )
     _check_input(typed["input"])
-    raw = {k: v for k, v in fields.items() if k not in ROUTING_FIELDS and k != "extensions"}
-    request = EmbeddingRequest(**typed, raw=raw)
+    request = EmbeddingRequest(**typed, raw=forwardable(fields))
     model = request.model if isinstance(request.model, str) else None
     return request, route_options(model, fields)
 
