@@ -30,7 +30,7 @@ from providers.base import StreamChunk
 from providers.bedrock.adapter import BedrockProvider
 from providers.bedrock.config import BedrockConfig
 from providers.bedrock.errors import classify_http_error, classify_stream_exception
-from providers.bedrock.eventstream import EventStreamDecoder
+from providers.bedrock.eventstream import CONVERSE_EVENTS, EventStreamDecoder
 from providers.bedrock.request import build_request
 from providers.bedrock.response import finish_reason, openai_response
 from providers.bedrock.signing import BedrockSigner, model_path
@@ -722,7 +722,7 @@ def test_frame_with_valid_checksums_but_an_unknown_header_type_is_garbage() -> N
     broken = message + struct.pack(">I", zlib.crc32(message))
     start = event_frame("messageStart", {"role": "assistant"})
     with pytest.raises(UpstreamProtocolError, match="broken event-stream frame"):
-        EventStreamDecoder("bedrock").feed(start + broken)
+        EventStreamDecoder("bedrock", CONVERSE_EVENTS).feed(start + broken)
 
 
 def test_tool_history_without_tools_still_declares_the_tools_it_used() -> None:

@@ -20,6 +20,11 @@ from providers.errors import (
 )
 
 
+def error_message(body: bytes) -> str | None:
+    """The message of an Anthropic error body, if it is one."""
+    return _detail(body).message
+
+
 def _detail(body: bytes) -> AnthropicErrorDetail:
     try:
         return error_decoder.decode(body).error or AnthropicErrorDetail()

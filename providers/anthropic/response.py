@@ -47,6 +47,15 @@ def openai_usage(usage: AnthropicUsage) -> Usage:
     )
 
 
+def merge_usage(into: AnthropicUsage, update: AnthropicUsage) -> None:
+    """A stream's usage so far, updated: `message_delta` counts are cumulative, so a
+    count it carries replaces the earlier one."""
+    for field in msgspec.structs.fields(AnthropicUsage):
+        value = getattr(update, field.name)
+        if value is not None:
+            setattr(into, field.name, value)
+
+
 def tool_arguments(tool_input: Raw) -> str:
     """The input object as compact JSON, the form OpenAI's `arguments` take."""
     return msgspec.json.encode(msgspec.json.decode(tool_input)).decode()

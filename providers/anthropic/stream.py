@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from providers.anthropic.errors import classify_error
-from providers.anthropic.response import finish_reason, openai_usage
+from providers.anthropic.response import finish_reason, merge_usage, openai_usage
 from providers.anthropic.wire import (
     AnthropicResponseBlock,
     AnthropicStreamEvent,
@@ -191,11 +191,7 @@ class AnthropicStreamTranslator:
     # --- helpers ----------------------------------------------------------------------
 
     def _add_usage(self, update: AnthropicUsage) -> None:
-        """message_delta counts are cumulative: a count it carries replaces the earlier."""
-        for field in msgspec.structs.fields(AnthropicUsage):
-            value = getattr(update, field.name)
-            if value is not None:
-                setattr(self._usage, field.name, value)
+        merge_usage(self._usage, update)
 
     def _chunk(
         self, delta: Delta, *, finish_reason: str | None = None, has_output: bool = False

@@ -11,7 +11,8 @@ ConverseStream).
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -19,22 +20,27 @@ from providers.bedrock.errors import classify_stream_exception
 from providers.bedrock.wire import STREAM_EVENT_TYPES, BedrockStreamEvent
 from providers.errors import ProviderError, UpstreamProtocolError
 
-_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
+E = TypeVar("E")
+
+# converse-stream's payload shapes, by `:event-type`
+CONVERSE_EVENTS: dict[str, msgspec.json.Decoder[BedrockStreamEvent]] = {
     name: msgspec.json.Decoder(shape) for name, shape in STREAM_EVENT_TYPES.items()
 }
 
 
-class EventStreamDecoder:
+class EventStreamDecoder(Generic[E]):
     """Feed body blocks as they arrive; get back the events they complete.
 
     An exception event ends the answer: the events before it are still returned, and
-    `failure` then holds the error to raise once they are passed on."""
+    `failure` then holds the error to raise once they are passed on. `decoders`: the
+    payload shape of each `:event-type` (e.g. `CONVERSE_EVENTS`); others are skipped."""
 
-    def __init__(self, provider: str) -> None:
+    def __init__(self, provider: str, decoders: Mapping[str, msgspec.json.Decoder[E]]) -> None:
         # botocore is the `bedrock` extra: imported only once a bedrock provider streams
         from botocore.eventstream import EventStreamBuffer, ParserError
 
         self._provider = provider
+        self._decoders = decoders
         self._buffer = EventStreamBuffer()
         # botocore checks the framing and checksums (ParserError), not what a frame with
         # valid checksums holds: an unknown header type is a KeyError, a short header a
@@ -53,12 +59,12 @@ class EventStreamDecoder:
         """Whether the bytes so far end inside a frame (a body cut there is truncated)."""
         return self._partial > 0
 
-    def feed(self, block: bytes) -> list[BedrockStreamEvent]:
+    def feed(self, block: bytes) -> list[E]:
         if self.failure is not None:
             return []
         self._buffer.add_data(block)
         self._partial += len(block)
-        events: list[BedrockStreamEvent] = []
+        events: list[E] = []
         try:
             for message in self._buffer:
                 self._partial -= message.prelude.total_length
@@ -74,7 +80,7 @@ class EventStreamDecoder:
             ) from exc
         return events
 
-    def _event(self, headers: dict[str, Any], payload: bytes) -> BedrockStreamEvent | None:
+    def _event(self, headers: dict[str, Any], payload: bytes) -> E | None:
         message_type = headers.get(":message-type", "event")
         if message_type == "exception":
             self.failure = classify_stream_exception(
@@ -88,11 +94,11 @@ class EventStreamDecoder:
                 self._provider,
             )
             return None
-        decoder = _DECODERS.get(str(headers.get(":event-type", "")))
+        decoder = self._decoders.get(str(headers.get(":event-type", "")))
         if decoder is None:
             return None  # an event type newer than this adapter: nothing we could show
         try:
-            event: BedrockStreamEvent = decoder.decode(payload)
+            event: E = decoder.decode(payload)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise UpstreamProtocolError(
                 f"{self._provider} sent a {headers.get(':event-type')} event that is not "

@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator, AsyncIterable
 import msgspec
 
 from providers.base import StreamChunk
-from providers.bedrock.eventstream import EventStreamDecoder
+from providers.bedrock.eventstream import CONVERSE_EVENTS, EventStreamDecoder
 from providers.bedrock.response import finish_reason, openai_usage
 from providers.bedrock.wire import (
     BedrockContentBlockDelta,
@@ -148,7 +148,7 @@ async def openai_chunks(
     blocks: AsyncIterable[bytes], translator: StreamTranslator, provider: str
 ) -> AsyncGenerator[StreamChunk, None]:
     """The chunks of a converse-stream body, read as its blocks arrive."""
-    decoder = EventStreamDecoder(provider)
+    decoder = EventStreamDecoder(provider, CONVERSE_EVENTS)
     async for block in blocks:
         chunks = [chunk for event in decoder.feed(block) for chunk in translator.translate(event)]
         for position, chunk in enumerate(chunks):
