@@ -15,6 +15,7 @@ from gateway.config import Config
 from gateway.errors import handle_http_exception, handle_switchboard_error, handle_unexpected
 from gateway.ingress.completions.route import completions
 from gateway.ingress.embeddings.route import embeddings
+from gateway.ingress.messages.routes import count_message_tokens, create_message
 from gateway.ingress.responses.route import create_response
 from gateway.metrics import InFlight
 from gateway.middleware import request_id_middleware
@@ -51,6 +52,8 @@ def create_app(config: Config) -> Litestar:
             embeddings,
             create_response,
             completions,
+            create_message,
+            count_message_tokens,
             list_models,
             get_model,
             list_providers,

@@ -1,14 +1,17 @@
-"""Every failure leaves the gateway as an OpenAI error envelope, never a traceback."""
+"""Every failure leaves the gateway in its API's error envelope (OpenAI's; Anthropic's on
+`/v1/messages`), never a traceback."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from gateway.accounting import Accounts
+from gateway.ingress.messages.errors import anthropic_error, is_messages_path
 from gateway.request_ids import request_id_for
 from gateway.secrets import scrub
 from providers.errors import (
@@ -24,22 +27,38 @@ log = logging.getLogger("switchboard.errors")
 
 JSON = "application/json"
 
+# An error's body and its extra headers, in one API's envelope
+ErrorShape = Callable[[SwitchboardError, str | None], tuple[bytes, dict[str, str]]]
+
+
+def openai_error(error: SwitchboardError, request_id: str | None) -> tuple[bytes, dict[str, str]]:
+    return error.to_json(), {}
+
+
+def error_shape(path: str) -> ErrorShape:
+    """The envelope the clients of this path read: Anthropic's on the Messages API
+    (`/v1/messages…`), OpenAI's everywhere else."""
+    return anthropic_error if is_messages_path(path) else openai_error
+
 
 def error_response(
     error: SwitchboardError,
     request_id: str | None = None,
     *,
     extra_headers: dict[str, str] | None = None,
+    shape: ErrorShape = openai_error,
 ) -> Response[bytes]:
     scrub(error)  # an upstream may have echoed the provider key it was sent
-    headers = {**extra_headers, **error.headers} if extra_headers else dict(error.headers)
+    body, headers = shape(error, request_id)
+    headers.update(extra_headers or {})
+    headers.update(error.headers)
     if request_id:
         headers["x-request-id"] = request_id
     if error.status == 429 and "retry-after" not in headers:
         # a client told to slow down is told when to come back, even if upstream did not say
         retry_after = error.retry_after if isinstance(error, ProviderError) else None
         headers["retry-after"] = retry_after_header(retry_after)
-    return Response(error.to_json(), status_code=error.status, media_type=JSON, headers=headers)
+    return Response(body, status_code=error.status, media_type=JSON, headers=headers)
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str:
@@ -67,6 +86,7 @@ def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Respons
         error,
         request_id,
         extra_headers=extra,
+        shape=error_shape(request.scope["path"]),
     )
 
 
