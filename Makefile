@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run loadgen test fuzz lint typecheck bench env clean codex
+.PHONY: run loadgen test fuzz lint typecheck bench env clean codex claude-code
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -28,6 +28,15 @@ $(CODEX):
 	npm install --prefix $(TOOLS)/codex --no-audit --no-fund --silent @openai/codex@$(CODEX_VERSION)
 
 codex: $(CODEX)  ## install Codex CLI into .tools/ (needs node and npm)
+
+# Claude Code, for the test that runs it against the gateway (tests/test_claude_code.py)
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_CODE := $(TOOLS)/claude-code/node_modules/.bin/claude
+$(CLAUDE_CODE):
+	npm install --prefix $(TOOLS)/claude-code --no-audit --no-fund --silent \
+		@anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+
+claude-code: $(CLAUDE_CODE)  ## install Claude Code into .tools/ (needs node and npm)
 
 run: env  ## serve the embedded demo config on http://127.0.0.1:8080
 	$(VENV)/bin/switchboard serve $(if $(CONFIG),--config $(CONFIG)) --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),8080)

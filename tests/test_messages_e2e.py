@@ -167,7 +167,7 @@ def test_native_message_is_the_upstreams_with_routing_metadata(
         max_tokens=300,
         system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
         messages=[{"role": "user", "content": "Weather in SF and NYC?"}],
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         metadata={"user_id": "u-1"},
         extra_headers={"anthropic-beta": "token-efficient-tools-2025-02-19"},
     )
@@ -255,7 +255,7 @@ def test_native_stream_reaches_the_sdk_event_for_event(
         model="claude-native",
         max_tokens=500,
         messages=[{"role": "user", "content": "Weather in Paris and Tokyo?"}],
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
     ) as stream:
         kinds = [event.type for event in stream]
         final = stream.get_final_message()
@@ -420,7 +420,7 @@ def test_translated_tool_round_trip(client: anthropic.Anthropic, gpt: MockUpstre
         model="claude-translated",
         max_tokens=100,
         messages=messages,
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
         tool_choice={"type": "tool", "name": "get_weather"},
     )
     assert first.stop_reason == "tool_use"
@@ -444,7 +444,7 @@ def test_translated_tool_round_trip(client: anthropic.Anthropic, gpt: MockUpstre
         model="claude-translated",
         max_tokens=100,
         messages=messages,
-        tools=[WEATHER],  # type: ignore[list-item]
+        tools=[WEATHER],
     )
     assert second.content[0].type == "text" and second.content[0].text == "Sunny, 21°C."
 

@@ -24,13 +24,14 @@ from gateway.ingress.messages.chat_stream import ChatToMessages
 from gateway.ingress.messages.decoding import decode_messages
 from gateway.ingress.messages.errors import anthropic_error_json
 from gateway.ingress.messages.from_chat import messages_answer, usage_out
-from gateway.ingress.messages.operations import native_fields
+from gateway.ingress.messages.operations import native_fields, planning_request, with_output_limit
 from gateway.ingress.messages.to_chat import to_chat
 from providers.anthropic.adapter import native_body
 from providers.anthropic.native import MessagesCall, drop_refused_by_anthropic
 from providers.anthropic.relay import MessagesRelay
 from providers.base import StreamChunk
 from providers.bedrock.invoke import count_tokens_body, drop_refused_by_bedrock, invoke_body
+from providers.capabilities import Capabilities
 from providers.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -46,9 +47,11 @@ from providers.errors import (
 )
 from providers.openai.wire import UsageView
 from providers.sse import SSEDecoder
+from routing.deployments import Deployment, Prices
 from routing.errors import NoCandidate, RoutingFailed
 
 FIXTURES = Path(__file__).parent / "fixtures" / "messages"
+PRICES = Prices(input_per_mtok=1.0, output_per_mtok=1.0, cached_input_per_mtok=1.0)
 ANTHROPIC_FIXTURES = Path(__file__).parent / "fixtures" / "anthropic"
 
 
@@ -133,6 +136,23 @@ def test_count_tokens_bodies_have_no_max_tokens() -> None:
         body({"model": "m", "messages": [{"role": "user", "content": "x"}]}), counting=True
     )
     assert source.options.models == ["m"]
+
+
+def test_max_tokens_is_a_ceiling_within_each_deployments_maximum() -> None:
+    request = {"model": "m", "max_tokens": 32000, "messages": [{"role": "user", "content": "x"}]}
+    chat = to_chat(decode_messages(body(request))).chat
+    capped = with_output_limit(chat, 16384)
+    assert (capped.max_tokens, capped.raw["max_tokens"]) == (16384, msgspec.Raw(b"16384"))
+    assert with_output_limit(chat, 64000) is chat
+    assert with_output_limit(chat, None) is chat
+
+    def deployment(limit: int | None) -> Deployment:
+        capabilities = Capabilities(max_output_tokens=limit)
+        return Deployment(provider="p", model="m", prices=PRICES, capabilities=capabilities)
+
+    planned = planning_request(chat, [deployment(None), deployment(8192), deployment(16384)])
+    assert planned.output_limit == 8192
+    assert planning_request(chat, [deployment(None)]) is chat
 
 
 # --------------------------------------------------------------------------- answers

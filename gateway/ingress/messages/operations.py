@@ -11,11 +11,17 @@ operations as `call` / `open_stream`); each try picks, for its deployment:
 
 The served try is the last one started (tries run one after the other), so after
 dispatch `dropped()` names what that deployment did without.
+
+`max_tokens` is a ceiling in the Messages API, and clients send one for any model
+(Claude Code: 32000): a translated deployment whose model writes fewer tokens at most
+(its `max_output_tokens`) is sent its own maximum instead, which its answer could not
+pass anyway, rather than be refused. Routing plans with the smallest such maximum among
+the request's deployments (`planning_request`), so none is passed over for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterable, Mapping
 
 import msgspec
 from msgspec import Raw
@@ -27,6 +33,8 @@ from gateway.ingress.messages.to_chat import Translation
 from gateway.ingress.messages.wire import MessageOut
 from providers.anthropic.native import MessagesCall, MessagesNative
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
+from providers.chat_types import ChatRequest
+from routing.deployments import Deployment
 from routing.plan import Candidate
 
 
@@ -98,8 +106,9 @@ class MessagesDispatch:
         return self._call
 
     def _chat_call(self, candidate: Candidate) -> ProviderCall:
+        limit = candidate.deployment.capabilities.max_output_tokens
         return ProviderCall(
-            request=self._translation.chat,
+            request=with_output_limit(self._translation.chat, limit),
             model=candidate.deployment.model,
             request_id=self._request_id,
             drop_params=candidate.dropped_params,
@@ -133,6 +142,22 @@ class MessagesDispatch:
             await chunks.aclose()  # also when the client leaves: closes the upstream request
         for chunk in translator.finish():
             yield chunk
+
+
+def with_output_limit(chat: ChatRequest, limit: int | None) -> ChatRequest:
+    """`chat` with its `max_tokens` at most `limit`."""
+    wanted = chat.max_tokens
+    if limit is None or not isinstance(wanted, int) or wanted <= limit:
+        return chat
+    raw = {**chat.raw, "max_tokens": Raw(str(limit).encode())}
+    return msgspec.structs.replace(chat, max_tokens=limit, raw=raw)
+
+
+def planning_request(chat: ChatRequest, deployments: Iterable[Deployment]) -> ChatRequest:
+    """The request routing plans with: `max_tokens` within every deployment's maximum."""
+    limits = [d.capabilities.max_output_tokens for d in deployments]
+    known = [limit for limit in limits if limit is not None]
+    return with_output_limit(chat, min(known)) if known else chat
 
 
 class _BlockView(msgspec.Struct):

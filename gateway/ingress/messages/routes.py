@@ -16,7 +16,11 @@ from gateway.ingress.messages.answers import (
 from gateway.ingress.messages.count_tokens import count_tokens
 from gateway.ingress.messages.decoding import decode_messages
 from gateway.ingress.messages.errors import MESSAGES_PATH
-from gateway.ingress.messages.operations import ClientHeaders, MessagesDispatch
+from gateway.ingress.messages.operations import (
+    ClientHeaders,
+    MessagesDispatch,
+    planning_request,
+)
 from gateway.ingress.messages.to_chat import to_chat
 from gateway.raw_response import JSONBytes
 from gateway.services import Services
@@ -50,7 +54,11 @@ async def create_message(request: Request[object, object, State]) -> ASGIApp:
     client = client_headers(request)
     # planned on the chat translation: capabilities, limits and prices apply as on chat
     translation = to_chat(source, client.betas)
-    chat, options, router = translation.chat, source.options, services.router
+    options, router = source.options, services.router
+    chat = planning_request(
+        translation.chat,
+        (d for name in options.models for d in services.models.resolve(name).deployments),
+    )
     plan = router.plan(chat, options)
     dispatch = MessagesDispatch(services.providers, source, translation, client, request_id)
 
