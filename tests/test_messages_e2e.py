@@ -240,10 +240,13 @@ def test_native_body_is_forwarded_byte_for_byte(
         b' "user", "content": "again"}],"thinking":{"type": "enabled", "budget_tokens": 1024},'
         b'"brand_new_field":[1, 2]}'
     )
-    # the answer is the upstream's, with routing_metadata spliced in
+    # the answer is the upstream's, with routing_metadata and the cost in USD (OpenRouter's
+    # `usage.cost`, on every endpoint's answer) spliced in
     expected = anthropic_fixture("response_thinking.json")
     got = answer.json()
-    assert got.pop("routing_metadata")["provider"] == "claude"
+    metadata = got.pop("routing_metadata")
+    assert metadata["provider"] == "claude"
+    assert got["usage"].pop("cost") == metadata["cost"]["usd"]
     assert got == expected
 
 
@@ -610,9 +613,14 @@ def test_errors_are_anthropic_shaped(client: anthropic.Anthropic, gateway: Gatew
         assert answer.status_code == status
         assert answer.json()["type"] == "error", answer.text
         assert answer.headers["request-id"] == answer.headers["x-request-id"]
-    not_json = httpx.post(f"{gateway.url}/v1/messages", content=b"{nope")
+    json_type = {"content-type": "application/json"}
+    not_json = httpx.post(f"{gateway.url}/v1/messages", content=b"{nope", headers=json_type)
     assert not_json.status_code == 400
     assert not_json.json()["error"]["type"] == "invalid_request_error"
+    assert not_json.headers["x-switchboard-error-code"] == "invalid_json"
+    untyped = httpx.post(f"{gateway.url}/v1/messages", content=b"{}")
+    assert untyped.status_code == 415
+    assert untyped.json()["error"]["type"] == "invalid_request_error"
     # only /v1/messages answers in Anthropic's shape
     chat = httpx.get(f"{gateway.url}/v1/chat/completions")
     assert chat.json()["error"]["type"] == "invalid_request_error" and "type" not in chat.json()

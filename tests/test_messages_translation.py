@@ -24,7 +24,8 @@ from gateway.ingress.messages.chat_stream import ChatToMessages
 from gateway.ingress.messages.decoding import decode_messages
 from gateway.ingress.messages.errors import anthropic_error_json
 from gateway.ingress.messages.from_chat import messages_answer, usage_out
-from gateway.ingress.messages.operations import native_fields, planning_request, with_output_limit
+from gateway.ingress.messages.operations import native_fields
+from gateway.ingress.messages.planning import messages_needs, with_output_limit
 from gateway.ingress.messages.to_chat import to_chat
 from providers.anthropic.adapter import native_body
 from providers.anthropic.native import MessagesCall, drop_refused_by_anthropic
@@ -150,9 +151,10 @@ def test_max_tokens_is_a_ceiling_within_each_deployments_maximum() -> None:
         capabilities = Capabilities(max_output_tokens=limit)
         return Deployment(provider="p", model="m", prices=PRICES, capabilities=capabilities)
 
-    planned = planning_request(chat, [deployment(None), deployment(8192), deployment(16384)])
-    assert planned.output_limit == 8192
-    assert planning_request(chat, [deployment(None)]) is chat
+    translation = to_chat(decode_messages(body(request)))
+    needs = messages_needs(translation, [deployment(None), deployment(8192), deployment(16384)])
+    assert needs.output_limit == 8192  # no deployment is passed over for it
+    assert messages_needs(translation, [deployment(None)]).output_limit == 32000
 
 
 # --------------------------------------------------------------------------- answers
@@ -260,7 +262,8 @@ def events_of(chunks: list[StreamChunk]) -> list[list[Any]]:
 def test_chat_chunks_become_the_messages_event_sequence(name: str) -> None:
     case = load(name)
     chat = to_chat(decode_messages(body(case["messages"]))).chat
-    translator = ChatToMessages(chat, provider="up", request_id="req-1")
+    prompt = chat.estimated_prompt_tokens()  # what the plan estimates
+    translator = ChatToMessages(prompt_tokens=prompt, provider="up", request_id="req-1")
     inputs = [chunk_of(c) for c in case["chunks"]]
     outputs = [translator.feed(c) for c in inputs]
     # one chunk out per chunk in, with its output flag and usage: routing counts the

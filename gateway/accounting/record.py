@@ -120,6 +120,10 @@ class RequestAccount:
         self.replayed = True
         self._close(status, None, None, None, [])
 
+    def answered(self, status: int = 200) -> None:
+        """An answer that needed no deployment (a token count): nothing to price."""
+        self._close(status, None, None, None, [])
+
     def failed(self, error: SwitchboardError) -> None:
         attempts = list(error.attempts) if isinstance(error, RoutingFailed) else []
         self._close(error.status, error_code_of(error), None, None, attempts)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import msgspec
 
+from gateway.accounting import RequestAccount
 from gateway.answers import success_headers, with_metadata
 from gateway.ingress.messages.errors import anthropic_error_json
 from gateway.ingress.messages.from_chat import usage_out
@@ -59,9 +60,12 @@ def stream_headers(
     return headers
 
 
-async def message_events(stream: RoutedStream, metrics: GatewayMetrics) -> AsyncIterator[bytes]:
+async def message_events(
+    stream: RoutedStream, metrics: GatewayMetrics, account: RequestAccount
+) -> AsyncIterator[bytes]:
     """The events as they come; the closing `message_stop` carries `routing_metadata`. A
-    failure after the first byte ends the stream with an `error` event."""
+    failure after the first byte ends the stream with an `error` event. `account` is
+    closed as the stream ends, fails, or is left by the client."""
     served = stream.candidate
     closing = MESSAGE_STOP
     pending: list[bytes] = []
@@ -77,9 +81,11 @@ async def message_events(stream: RoutedStream, metrics: GatewayMetrics) -> Async
                 pending.clear()
         metadata = stream.metadata()
         metrics.observe(metadata, stream.usage, stream=True)
+        account.stream_ended(metadata, stream.usage)
         pending.append(sse_frame("message_stop", with_metadata(closing, metadata)))
     except SwitchboardError as exc:
         metrics.stream_failed(exc, served.canonical, served.deployment.provider)
+        account.stream_ended(stream.metadata(), stream.usage, error=exc)
         pending.append(sse_frame("error", anthropic_error_json(exc, stream.request_id)))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
@@ -87,8 +93,12 @@ async def message_events(stream: RoutedStream, metrics: GatewayMetrics) -> Async
         metrics.stream_failed(
             error, served.canonical, served.deployment.provider, upstream_failed=False
         )
+        account.stream_ended(stream.metadata(), stream.usage, error=error)
         pending.append(sse_frame("error", anthropic_error_json(error, stream.request_id)))
     finally:
+        if not account.finished:
+            # the client left: it is charged for what was produced until then
+            account.stream_ended(stream.metadata(), stream.usage, client_left=True)
         # also runs when the client disconnects: closes the upstream request
         await stream.aclose()
     yield b"".join(pending)

@@ -45,7 +45,7 @@ from gateway.ingress.messages.wire import (
 from providers.anthropic.relay import sse_frame
 from providers.anthropic.request import tool_use_id
 from providers.base import StreamChunk
-from providers.chat_types import ChatRequest, Usage
+from providers.chat_types import Usage
 from providers.errors import UpstreamProtocolError
 from providers.openai.wire import ChunkChoiceView, DeltaView
 from routing.usage_estimate import estimated_usage
@@ -82,8 +82,10 @@ _part_decoder = msgspec.json.Decoder(_TextPartView)
 
 
 class ChatToMessages:
-    def __init__(self, chat: ChatRequest, *, provider: str, request_id: str) -> None:
-        self._chat = chat
+    def __init__(self, *, prompt_tokens: int, provider: str, request_id: str) -> None:
+        """`prompt_tokens`: the plan's estimate (the usage of an upstream that counts
+        none)."""
+        self._prompt_tokens = prompt_tokens
         self._provider = provider
         self._request_id = request_id
         self._started = False
@@ -129,7 +131,7 @@ class ChatToMessages:
         """The end of the message, once the chat stream has ended."""
         frames: list[bytes] = []
         self._close(frames)
-        usage = self._usage or estimated_usage(self._chat, completion_tokens=self._outputs)
+        usage = self._usage or estimated_usage(self._prompt_tokens, completion_tokens=self._outputs)
         reason = stop_reason(self._finish, called_tools=bool(self._tools))
         frames.append(_event(MessageDeltaOut(StopOut(stop_reason=reason), usage_out(usage))))
         return [
@@ -146,7 +148,7 @@ class ChatToMessages:
             content=[],
             stop_reason=None,
             # an estimate until the end's `message_delta` carries the count
-            usage=UsageOut(input_tokens=self._chat.estimated_prompt_tokens(), output_tokens=0),
+            usage=UsageOut(input_tokens=self._prompt_tokens, output_tokens=0),
         )
         return _event(MessageStartOut(message))
 

@@ -9,15 +9,23 @@ from typing import Any
 import msgspec
 from msgspec import Raw
 
-from gateway.chat_decoding import body_fields, decode_field, field_decoders, route_options
+from gateway.chat_decoding import (
+    ROUTING_FIELDS,
+    decode_field,
+    decode_fields,
+    field_decoders,
+    route_options,
+)
 from gateway.ingress.messages.wire import MessagesRequest
 from providers.errors import InvalidRequest
 from routing.options import RouteOptions
 
 # the gateway's own: read here, never sent to a deployment as they are
-GATEWAY_FIELDS = frozenset({"models", "gateway", "routing", "provider", "extensions"})
-_DECODERS = field_decoders(MessagesRequest)
-_extensions_decoder = msgspec.json.Decoder(dict[str, dict[str, Raw]] | None)
+GATEWAY_FIELDS = frozenset({*ROUTING_FIELDS, "extensions"})
+_DECODERS = {
+    **field_decoders(MessagesRequest),
+    "extensions": msgspec.json.Decoder(dict[str, dict[str, Raw]] | None),
+}
 
 
 class MessagesInput(msgspec.Struct, kw_only=True):
@@ -40,25 +48,21 @@ def _missing(name: str) -> InvalidRequest:
 
 def decode_messages(body: bytes, *, counting: bool = False) -> MessagesInput:
     """`counting`: a `count_tokens` body, which has no `max_tokens`."""
-    fields = body_fields(body)
+    fields = decode_fields(body)
     typed: dict[str, Any] = {}
     for name, value in fields.items():
-        decoder = _DECODERS.get(name)
-        if decoder is not None:
-            decoded = decode_field(name, value, decoder)
+        if name in _DECODERS:
+            decoded = decode_field(name, value, _DECODERS)
             if decoded is not None:
                 typed[name] = decoded
+    extensions = typed.pop("extensions", None)
     if not typed.get("messages"):
         raise _missing("messages")
     if not counting and "max_tokens" not in typed:
         raise _missing("max_tokens")
-    request = MessagesRequest(**typed)
-    extensions = fields.get("extensions")
     return MessagesInput(
-        request=request,
+        request=MessagesRequest(**typed),
         fields={name: value for name, value in fields.items() if name not in GATEWAY_FIELDS},
         options=route_options(typed.get("model"), fields),
-        extensions=decode_field("extensions", extensions, _extensions_decoder)
-        if extensions is not None
-        else None,
+        extensions=extensions,
     )

@@ -11,17 +11,11 @@ operations as `call` / `open_stream`); each try picks, for its deployment:
 
 The served try is the last one started (tries run one after the other), so after
 dispatch `dropped()` names what that deployment did without.
-
-`max_tokens` is a ceiling in the Messages API, and clients send one for any model
-(Claude Code: 32000): a translated deployment whose model writes fewer tokens at most
-(its `max_output_tokens`) is sent its own maximum instead, which its answer could not
-pass anyway, rather than be refused. Routing plans with the smallest such maximum among
-the request's deployments (`planning_request`), so none is passed over for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import msgspec
 from msgspec import Raw
@@ -29,12 +23,11 @@ from msgspec import Raw
 from gateway.ingress.messages.chat_stream import ChatToMessages
 from gateway.ingress.messages.decoding import MessagesInput
 from gateway.ingress.messages.from_chat import messages_answer
+from gateway.ingress.messages.planning import speaks_messages, with_output_limit
 from gateway.ingress.messages.to_chat import Translation
 from gateway.ingress.messages.wire import MessageOut
 from providers.anthropic.native import MessagesCall, MessagesNative
 from providers.base import Provider, ProviderCall, ProviderResponse, StreamChunk
-from providers.chat_types import ChatRequest
-from routing.deployments import Deployment
 from routing.plan import Candidate
 
 
@@ -62,8 +55,12 @@ class MessagesDispatch:
         translation: Translation,
         client: ClientHeaders,
         request_id: str,
+        *,
+        prompt_tokens: int,
     ) -> None:
+        """`prompt_tokens`: the plan's estimate (what an answer without usage reports)."""
         self._providers = providers
+        self._prompt_tokens = prompt_tokens
         self._source = source
         self._translation = translation
         self._client = client
@@ -83,14 +80,8 @@ class MessagesDispatch:
 
     def _native(self, candidate: Candidate) -> tuple[Provider, MessagesNative | None]:
         provider = self._providers[candidate.deployment.provider]
-        native = (
-            provider
-            if isinstance(provider, MessagesNative)
-            and provider.speaks_messages(candidate.deployment.model)
-            else None
-        )
         self.served, self._call = candidate, None
-        return provider, native
+        return provider, speaks_messages(provider, candidate.deployment.model)
 
     def _messages_call(self, candidate: Candidate) -> MessagesCall:
         if self._native_fields is None:
@@ -132,7 +123,7 @@ class MessagesDispatch:
         self, provider: Provider, candidate: Candidate
     ) -> AsyncGenerator[StreamChunk, None]:
         translator = ChatToMessages(
-            self._translation.chat, provider=provider.name, request_id=self._request_id
+            prompt_tokens=self._prompt_tokens, provider=provider.name, request_id=self._request_id
         )
         chunks = provider.stream(self._chat_call(candidate))
         try:
@@ -142,22 +133,6 @@ class MessagesDispatch:
             await chunks.aclose()  # also when the client leaves: closes the upstream request
         for chunk in translator.finish():
             yield chunk
-
-
-def with_output_limit(chat: ChatRequest, limit: int | None) -> ChatRequest:
-    """`chat` with its `max_tokens` at most `limit`."""
-    wanted = chat.max_tokens
-    if limit is None or not isinstance(wanted, int) or wanted <= limit:
-        return chat
-    raw = {**chat.raw, "max_tokens": Raw(str(limit).encode())}
-    return msgspec.structs.replace(chat, max_tokens=limit, raw=raw)
-
-
-def planning_request(chat: ChatRequest, deployments: Iterable[Deployment]) -> ChatRequest:
-    """The request routing plans with: `max_tokens` within every deployment's maximum."""
-    limits = [d.capabilities.max_output_tokens for d in deployments]
-    known = [limit for limit in limits if limit is not None]
-    return with_output_limit(chat, min(known)) if known else chat
 
 
 class _BlockView(msgspec.Struct):
