@@ -742,6 +742,7 @@ def keyed_gateway() -> Iterator[GatewayServer]:
             "claude-sim": {"deployments": [SIM]},
             "other": {"deployments": [SIM]},
         },
+        "limits": {"max_request_bytes": 4000, "max_json_depth": 16},
     }
     server = GatewayServer(config).start()
     yield server
@@ -774,3 +775,27 @@ def test_the_gateway_key_works_as_x_api_key_or_bearer(keyed_gateway: GatewayServ
             sdk.messages.create(**request)
         assert isinstance(refused.value.body, dict)
         assert refused.value.body["error"]["type"] == "authentication_error"
+
+
+def test_input_limits_answer_in_anthropics_shape(keyed_gateway: GatewayServer) -> None:
+    headers = {"x-api-key": "sb-cli-key", "content-type": "application/json"}
+    big = {
+        "model": "claude-sim",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x" * 5000}],
+    }
+    too_large = httpx.post(f"{keyed_gateway.url}/v1/messages", json=big, headers=headers)
+    assert too_large.status_code == 413
+    assert too_large.json()["error"]["type"] == "request_too_large"
+    deep: Any = "x"
+    for _ in range(20):
+        deep = [deep]
+    nested = {
+        "model": "claude-sim",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": deep}],
+    }
+    too_deep = httpx.post(f"{keyed_gateway.url}/v1/messages", json=nested, headers=headers)
+    assert too_deep.status_code == 400
+    assert too_deep.json()["error"]["type"] == "invalid_request_error"
+    assert too_deep.headers["x-switchboard-error-code"] == "json_too_deep"

@@ -83,7 +83,7 @@ def test_messages_request_becomes_chat(name: str) -> None:
 def test_a_deployments_own_drops_are_named_as_the_client_sent_them() -> None:
     translation = to_chat(decode_messages(body(load("request_claude_code.json")["messages"])))
     assert translation.messages_names(("reasoning_effort", "user", "logprobs")) == [
-        "output_config",
+        "output_config.effort",
         "metadata",
         "logprobs",
     ]

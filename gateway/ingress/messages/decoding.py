@@ -4,8 +4,6 @@ checked once, and the gateway's routing extensions read as on chat completions."
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from msgspec import Raw
 
@@ -22,6 +20,7 @@ from routing.options import RouteOptions
 
 # the gateway's own: read here, never sent to a deployment as they are
 GATEWAY_FIELDS = frozenset({*ROUTING_FIELDS, "extensions"})
+_request_decoder = msgspec.json.Decoder(MessagesRequest)
 _DECODERS = {
     **field_decoders(MessagesRequest),
     "extensions": msgspec.json.Decoder(dict[str, dict[str, Raw]] | None),
@@ -49,20 +48,27 @@ def _missing(name: str) -> InvalidRequest:
 def decode_messages(body: bytes, *, counting: bool = False) -> MessagesInput:
     """`counting`: a `count_tokens` body, which has no `max_tokens`."""
     fields = decode_fields(body)
-    typed: dict[str, Any] = {}
-    for name, value in fields.items():
-        if name in _DECODERS:
-            decoded = decode_field(name, value, _DECODERS)
-            if decoded is not None:
-                typed[name] = decoded
-    extensions = typed.pop("extensions", None)
-    if not typed.get("messages"):
+    try:
+        # one pass over the body in C; only a refused body is read field by field, for
+        # an error that names the field
+        request = _request_decoder.decode(body)
+    except msgspec.ValidationError:
+        for name, value in fields.items():
+            if name in _DECODERS:
+                decode_field(name, value, _DECODERS)
+        raise InvalidRequest("The request body is not a Messages API request.") from None
+    if request.messages is None:
         raise _missing("messages")
-    if not counting and "max_tokens" not in typed:
+    if not request.messages:
+        raise InvalidRequest("'messages' must have at least one message.", param="messages")
+    if not counting and request.max_tokens is None:
         raise _missing("max_tokens")
+    extensions = fields.get("extensions")
     return MessagesInput(
-        request=MessagesRequest(**typed),
+        request=request,
         fields={name: value for name, value in fields.items() if name not in GATEWAY_FIELDS},
-        options=route_options(typed.get("model"), fields),
-        extensions=extensions,
+        options=route_options(request.model, fields),
+        extensions=None
+        if extensions is None
+        else decode_field("extensions", extensions, _DECODERS),
     )

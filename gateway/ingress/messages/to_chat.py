@@ -135,7 +135,7 @@ def to_chat(source: MessagesInput, betas: tuple[str, ...] = ()) -> Translation:
     _add_tools(request, fields, dropped, names)
     _add_reasoning(request, fields, names)
     _add_output_format(request, fields, names)
-    if not isinstance(request.metadata, msgspec.UnsetType) and request.metadata.user_id:
+    if request.metadata is not None and request.metadata.user_id:
         fields["user"] = request.metadata.user_id
     chat = ChatRequest(
         **fields,
@@ -150,7 +150,7 @@ def to_chat(source: MessagesInput, betas: tuple[str, ...] = ()) -> Translation:
 
 def _messages(request: MessagesRequest, dropped: _Dropped) -> list[Message]:
     out: list[Message] = []
-    if not isinstance(request.system, msgspec.UnsetType):
+    if request.system is not None:
         out.extend(_system(request.system, dropped, "system"))
     assert isinstance(request.messages, list)  # decoding requires them
     for message in request.messages:
@@ -300,7 +300,7 @@ def _add_tools(
         fields["tools"] = tools
         names["tools"] = "tools"
     choice = request.tool_choice
-    if isinstance(choice, msgspec.UnsetType) or not tools:
+    if choice is None or not tools:
         return
     names["tool_choice"] = names["parallel_tool_calls"] = "tool_choice"
     fields["tool_choice"] = _tool_choice(choice.type, choice.name)
@@ -330,13 +330,13 @@ def _tool(tool: MessagesTool) -> Tool:
 def _add_reasoning(request: MessagesRequest, fields: dict[str, Any], names: dict[str, str]) -> None:
     """`output_config.effort` is the newer control and wins over a thinking budget."""
     config = request.output_config
-    effort = None if isinstance(config, msgspec.UnsetType) else config.effort
+    effort = None if config is None else config.effort
     if effort is not None and effort in _EFFORTS:
         fields["reasoning_effort"] = _EFFORTS[effort]
-        names["reasoning_effort"] = "output_config"
+        names["reasoning_effort"] = "output_config.effort"
         return
     thinking = request.thinking
-    if isinstance(thinking, msgspec.UnsetType) or thinking.type == "disabled":
+    if thinking is None or thinking.type == "disabled":
         return
     budget = thinking.budget_tokens
     if thinking.type == "adaptive" or budget is None:
@@ -350,7 +350,7 @@ def _add_output_format(
     request: MessagesRequest, fields: dict[str, Any], names: dict[str, str]
 ) -> None:
     config = request.output_config
-    if isinstance(config, msgspec.UnsetType) or config.format is None:
+    if config is None or config.format is None:
         return
     schema = config.format.schema
     fields["response_format"] = JSONSchemaResponseFormat(
@@ -358,4 +358,4 @@ def _add_output_format(
             name=_SCHEMA_NAME, schema=schema if schema is not None else _ANY_OBJECT, strict=True
         )
     )
-    names["response_format"] = "output_config"
+    names["response_format"] = "output_config.format"

@@ -97,24 +97,24 @@ class MessagesOutputConfig(msgspec.Struct, kw_only=True):
 UnitInterval = Annotated[float, Meta(ge=0, le=1)]
 
 
-class MessagesRequest(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The fields the gateway reads; every field, known or not, is also kept as the
-    client's bytes (see `decoding.MessagesInput`)."""
+class MessagesRequest(msgspec.Struct, kw_only=True):
+    """The fields the gateway reads (`null` reads as not sent); every field, known or
+    not, is also kept as the client's bytes (see `decoding.MessagesInput`)."""
 
-    model: str | UnsetType = UNSET
-    max_tokens: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    messages: list[MessagesMessage] | UnsetType = UNSET
-    system: str | list[MessagesBlock] | UnsetType = UNSET
-    stop_sequences: list[str] | UnsetType = UNSET
-    stream: bool | UnsetType = UNSET
-    temperature: UnitInterval | UnsetType = UNSET
-    top_p: UnitInterval | UnsetType = UNSET
-    top_k: Annotated[int, Meta(ge=0)] | UnsetType = UNSET
-    tools: list[MessagesTool] | UnsetType = UNSET
-    tool_choice: MessagesToolChoice | UnsetType = UNSET
-    thinking: MessagesThinking | UnsetType = UNSET
-    metadata: MessagesMetadata | UnsetType = UNSET
-    output_config: MessagesOutputConfig | UnsetType = UNSET
+    model: str | None = None
+    max_tokens: Annotated[int, Meta(ge=0)] | None = None
+    messages: list[MessagesMessage] | None = None
+    system: str | list[MessagesBlock] | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    temperature: UnitInterval | None = None
+    top_p: UnitInterval | None = None
+    top_k: Annotated[int, Meta(ge=0)] | None = None
+    tools: list[MessagesTool] | None = None
+    tool_choice: MessagesToolChoice | None = None
+    thinking: MessagesThinking | None = None
+    metadata: MessagesMetadata | None = None
+    output_config: MessagesOutputConfig | None = None
 
 
 # --- response (what a translation answers with) ---------------------------------------
