@@ -265,10 +265,12 @@ def test_chat_chunks_become_the_messages_event_sequence(name: str) -> None:
     prompt = chat.estimated_prompt_tokens()  # what the plan estimates
     translator = ChatToMessages(prompt_tokens=prompt, provider="up", request_id="req-1")
     inputs = [chunk_of(c) for c in case["chunks"]]
+    flags = [(i.has_output, i.usage) for i in inputs]
     outputs = [translator.feed(c) for c in inputs]
     # one chunk out per chunk in, with its output flag and usage: routing counts the
     # translated stream as it would count the chat stream
-    assert [(o.has_output, o.usage) for o in outputs] == [(i.has_output, i.usage) for i in inputs]
+    assert [(o.has_output, o.usage) for o in outputs] == flags
+    assert not any(o.usage_only for o in outputs)  # only the closing message_stop is
     assert events_of([*outputs, *translator.finish()]) == case["events"]
 
 

@@ -29,15 +29,12 @@ from gateway.ingress.messages.wire import (
     BlockStartOut,
     BlockStopOut,
     ContentOut,
-    InputJSONDeltaOut,
     MessageDeltaOut,
     MessageOut,
     MessageStartOut,
     SignatureDeltaOut,
     StopOut,
-    TextDeltaOut,
     TextOut,
-    ThinkingDeltaOut,
     ThinkingOut,
     ToolUseOut,
     UsageOut,
@@ -120,12 +117,10 @@ class ChatToMessages:
                 self._delta(choice.delta, frames)
             if choice.finish_reason:
                 self._finish = choice.finish_reason
-        return StreamChunk(
-            data=b"".join(frames),
-            usage=chunk.usage,
-            has_output=chunk.has_output,
-            more_buffered=chunk.more_buffered,
-        )
+        # the chunk itself carries its events on: its usage and flags stay as they were
+        chunk.data = b"".join(frames)
+        chunk.usage_only = False
+        return chunk
 
     def finish(self) -> list[StreamChunk]:
         """The end of the message, once the chat stream has ended."""
@@ -156,11 +151,11 @@ class ChatToMessages:
         reasoning = delta.reasoning_content or delta.reasoning
         if reasoning:
             index = self._block("thinking", ThinkingOut(thinking=""), frames)
-            frames.append(_event(BlockDeltaOut(index, ThinkingDeltaOut(reasoning))))
+            frames.append(_delta_event(index, b"thinking_delta", b"thinking", reasoning))
         text = _text(delta.content) or delta.refusal
         if text:
             index = self._block("text", TextOut(text=""), frames)
-            frames.append(_event(BlockDeltaOut(index, TextDeltaOut(text))))
+            frames.append(_delta_event(index, b"text_delta", b"text", text))
         for raw in delta.tool_calls or []:
             try:
                 call = _tool_call_decoder.decode(raw)
@@ -186,7 +181,9 @@ class ChatToMessages:
             frames.append(_event(BlockStartOut(index, block)))
             self._after_first_start(frames)
         if function.arguments:
-            frames.append(_event(BlockDeltaOut(index, InputJSONDeltaOut(function.arguments))))
+            frames.append(
+                _delta_event(index, b"input_json_delta", b"partial_json", function.arguments)
+            )
 
     def _block(self, kind: str, opening: ContentOut, frames: list[bytes]) -> int:
         """The open block of this kind, else a new one after closing the open one."""
@@ -219,10 +216,31 @@ class ChatToMessages:
         self._open_kind = ""
 
 
+def _frame_head(event: type[msgspec.Struct]) -> bytes:
+    tag = event.__struct_config__.tag
+    assert isinstance(tag, str)
+    return sse_frame(tag, b"")[:-2]  # `event: <tag>\ndata: `
+
+
+_HEADS: dict[type[msgspec.Struct], bytes] = {
+    event: _frame_head(event)
+    for event in (MessageStartOut, BlockStartOut, BlockDeltaOut, BlockStopOut, MessageDeltaOut)
+}
+_DELTA_HEAD = _HEADS[BlockDeltaOut] + b'{"type":"content_block_delta","index":'
+
+
 def _event(event: msgspec.Struct) -> bytes:
-    kind = type(event).__struct_config__.tag
-    assert isinstance(kind, str)
-    return sse_frame(kind, _encode(event))
+    # msgspec writes JSON on one line (a newline in a string is escaped): one `data:` line
+    return _HEADS[type(event)] + _encode(event) + b"\n\n"
+
+
+def _delta_event(index: int, kind: bytes, field: bytes, value: str) -> bytes:
+    """A `content_block_delta` event, the bytes `_event` would write for it, built
+    directly: it is most of a stream's events."""
+    return (
+        _DELTA_HEAD + str(index).encode() + b',"delta":{"type":"' + kind + b'","' + field
+        + b'":' + _encode(value) + b"}}\n\n"
+    )  # fmt: skip
 
 
 def _text(content: str | list[Raw] | None) -> str:
