@@ -78,7 +78,8 @@ class MessagesDispatch:
             names += self._translation.messages_names(self.served.dropped_params)
         return tuple(dict.fromkeys(names))
 
-    def _native(self, candidate: Candidate) -> tuple[Provider, MessagesNative | None]:
+    def _begin_try(self, candidate: Candidate) -> tuple[Provider, MessagesNative | None]:
+        """The candidate's provider, and it again if it takes the Messages body."""
         provider = self._providers[candidate.deployment.provider]
         self.served, self._call = candidate, None
         return provider, speaks_messages(provider, candidate.deployment.model)
@@ -106,7 +107,7 @@ class MessagesDispatch:
         )
 
     async def complete(self, candidate: Candidate) -> ProviderResponse:
-        provider, native = self._native(candidate)
+        provider, native = self._begin_try(candidate)
         if native is not None:
             return await native.complete_messages(self._messages_call(candidate))
         answer = await provider.complete(self._chat_call(candidate))
@@ -114,7 +115,7 @@ class MessagesDispatch:
         return TranslatedAnswer(body=answer.body, usage=answer.usage, message=message)
 
     def open_stream(self, candidate: Candidate) -> AsyncGenerator[StreamChunk, None]:
-        provider, native = self._native(candidate)
+        provider, native = self._begin_try(candidate)
         if native is not None:
             return native.stream_messages(self._messages_call(candidate))
         return self._translated_stream(provider, candidate)
