@@ -190,6 +190,7 @@ def test_native_message_is_the_upstreams_with_routing_metadata(
     assert (sent.method, sent.path, sent.query) == ("POST", "/v1/messages", {})
     headers = sent_headers(sent)
     assert headers.pop("anthropic-version")  # the SDK's own version, passed on
+    assert headers.pop("x-request-id") == metadata["request_id"]  # correlation, as on chat
     assert headers == {
         "x-api-key": PROVIDER_KEY,
         "anthropic-beta": "token-efficient-tools-2025-02-19",

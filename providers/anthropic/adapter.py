@@ -155,7 +155,7 @@ class AnthropicProvider(Provider, MessagesNative):
                 return message_answer(reply.body, self.name)
             if not self._refused(call, reply, tries):
                 break
-        raise classify_status(reply.status, reply.headers, reply.body, self.name)
+        raise reply.annotate(classify_status(reply.status, reply.headers, reply.body, self.name))
 
     async def stream_messages(self, call: MessagesCall) -> AsyncGenerator[StreamChunk, None]:
         for tries in range(MAX_REFUSALS + 1):
@@ -202,7 +202,7 @@ class AnthropicProvider(Provider, MessagesNative):
                 return token_count(reply.body, "input_tokens", self.name)
             if not self._refused(call, reply, tries):
                 break
-        raise classify_status(reply.status, reply.headers, reply.body, self.name)
+        raise reply.annotate(classify_status(reply.status, reply.headers, reply.body, self.name))
 
     async def aclose(self) -> None:
         await self._http.aclose()

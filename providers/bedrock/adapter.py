@@ -167,7 +167,9 @@ class BedrockProvider(Provider, MessagesNative):
                 return message_answer(reply.body, self.name)
             if not self._refused(call, reply, tries):
                 break
-        raise classify_http_error(reply.status, reply.headers, reply.body, self.name)
+        raise reply.annotate(
+            classify_http_error(reply.status, reply.headers, reply.body, self.name)
+        )
 
     async def stream_messages(self, call: MessagesCall) -> AsyncGenerator[StreamChunk, None]:
         url = self._endpoint + model_path(call.model, "invoke-with-response-stream")
@@ -191,7 +193,9 @@ class BedrockProvider(Provider, MessagesNative):
         body = count_tokens_body(call)
         reply = await self._http.post(url, body, await self._signed(url, body, _JSON))
         if reply.status != 200:
-            raise classify_http_error(reply.status, reply.headers, reply.body, self.name)
+            raise reply.annotate(
+                classify_http_error(reply.status, reply.headers, reply.body, self.name)
+            )
         return token_count(reply.body, "inputTokens", self.name)
 
     def _response_id(self, headers: Mapping[str, str], call: ProviderCall) -> str:

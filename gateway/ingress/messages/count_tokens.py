@@ -54,10 +54,12 @@ async def count_tokens(
             raise  # the request itself is refused: any other deployment would refuse it
         except ProviderError as exc:
             log.warning(
-                "count_tokens on %s failed (%s, status %s): %s",
+                "count_tokens failed, trying the next or estimating: provider=%s host=%s "
+                "status=%s error=%s reason=%s",
                 deployment.provider,
+                exc.upstream_host or "-",
+                exc.upstream_status if exc.upstream_status is not None else "-",
                 exc.code,
-                exc.upstream_status,
                 exc.message,
             )
             continue
