@@ -16,7 +16,6 @@ from gateway.ingress.messages.errors import anthropic_error_json
 from gateway.ingress.messages.from_chat import usage_out
 from gateway.ingress.messages.operations import TranslatedAnswer
 from gateway.ingress.messages.wire import MESSAGE_STOP
-from gateway.metrics import GatewayMetrics
 from providers.anthropic.relay import sse_frame
 from providers.errors import ProviderError, SwitchboardError
 from routing.router import CompletedCall, RoutedStream
@@ -60,13 +59,10 @@ def stream_headers(
     return headers
 
 
-async def message_events(
-    stream: RoutedStream, metrics: GatewayMetrics, account: RequestAccount
-) -> AsyncIterator[bytes]:
+async def message_events(stream: RoutedStream, account: RequestAccount) -> AsyncIterator[bytes]:
     """The events as they come; the closing `message_stop` carries `routing_metadata`. A
     failure after the first byte ends the stream with an `error` event. `account` is
     closed as the stream ends, fails, or is left by the client."""
-    served = stream.candidate
     closing = MESSAGE_STOP
     pending: list[bytes] = []
     try:
@@ -80,19 +76,14 @@ async def message_events(
                 yield b"".join(pending)
                 pending.clear()
         metadata = stream.metadata()
-        metrics.observe(metadata, stream.usage, stream=True)
         account.stream_ended(metadata, stream.usage)
         pending.append(sse_frame("message_stop", with_metadata(closing, metadata)))
     except SwitchboardError as exc:
-        metrics.stream_failed(exc, served.canonical, served.deployment.provider)
         account.stream_ended(stream.metadata(), stream.usage, error=exc)
         pending.append(sse_frame("error", anthropic_error_json(exc, stream.request_id)))
     except Exception:  # the stream has begun: the client must still get a clean ending
         log.exception("stream %s failed", stream.request_id)
         error = ProviderError("the stream failed inside the gateway")
-        metrics.stream_failed(
-            error, served.canonical, served.deployment.provider, upstream_failed=False
-        )
         account.stream_ended(stream.metadata(), stream.usage, error=error)
         pending.append(sse_frame("error", anthropic_error_json(error, stream.request_id)))
     finally:

@@ -79,13 +79,12 @@ async def create_message(request: Request[object, object, State]) -> ASGIApp:
         headers = stream_headers(stream, request_id, dispatch.dropped())
         headers.update(account.headers)
         return ASGIStreamingResponse(
-            iterator=message_events(stream, services.metrics, account),
+            iterator=message_events(stream, account),
             media_type="text/event-stream",
             headers=headers,
         )
 
     completed = await router.complete(needs, options, request_id, plan=plan, call=dispatch.complete)
-    services.metrics.observe(completed.metadata, completed.usage, stream=False)
     account.succeeded(completed.metadata, completed.usage)
     headers = answer_headers(completed, request_id, dispatch.dropped())
     headers.update(account.headers)
