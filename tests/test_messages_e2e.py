@@ -800,3 +800,23 @@ def test_input_limits_answer_in_anthropics_shape(keyed_gateway: GatewayServer) -
     assert too_deep.status_code == 400
     assert too_deep.json()["error"]["type"] == "invalid_request_error"
     assert too_deep.headers["x-switchboard-error-code"] == "json_too_deep"
+
+
+def test_a_provider_key_echoed_in_a_mid_stream_error_is_not_passed_on(
+    gateway: GatewayServer, claude: MockUpstream
+) -> None:
+    events = sse_events("stream_text.sse")
+    echoed = json.dumps(anthropic_error("overloaded_error", f"key {PROVIDER_KEY} overloaded"))
+    claude.enqueue(SSEReply([*events[:4], f"event: error\ndata: {echoed}\n\n"], send_done=False))
+    answer = httpx.post(
+        f"{gateway.url}/v1/messages",
+        json={
+            "model": "claude-native",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Hello"}],
+        },
+    )
+    kind, error = events_of(answer.text)[-1]
+    assert (kind, error["error"]["type"]) == ("error", "overloaded_error")
+    assert PROVIDER_KEY not in answer.text

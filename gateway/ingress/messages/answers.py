@@ -16,6 +16,7 @@ from gateway.ingress.messages.errors import anthropic_error_json
 from gateway.ingress.messages.from_chat import usage_out
 from gateway.ingress.messages.operations import TranslatedAnswer
 from gateway.ingress.messages.wire import MESSAGE_STOP
+from gateway.secrets import scrub
 from providers.anthropic.relay import sse_frame
 from providers.errors import ProviderError, SwitchboardError
 from routing.router import CompletedCall, RoutedStream
@@ -79,6 +80,7 @@ async def message_events(stream: RoutedStream, account: RequestAccount) -> Async
         account.stream_ended(metadata, stream.usage)
         pending.append(sse_frame("message_stop", with_metadata(closing, metadata)))
     except SwitchboardError as exc:
+        scrub(exc)  # an upstream may have echoed the provider key it was sent
         account.stream_ended(stream.metadata(), stream.usage, error=exc)
         pending.append(sse_frame("error", anthropic_error_json(exc, stream.request_id)))
     except Exception:  # the stream has begun: the client must still get a clean ending
