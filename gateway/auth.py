@@ -129,6 +129,7 @@ class Authenticator:
             self._configured[caller.digest] = caller
         self.configured_names = frozenset(c.name for c in self._configured.values())
         self._callers = dict(self._configured)
+        self.by_name = {c.name: c for c in self._callers.values()}
 
     @property
     def open(self) -> bool:
@@ -147,6 +148,7 @@ class Authenticator:
             caller = caller_for(key, self.teams.get(key.team) if key.team else None)
             callers[caller.digest] = caller
         self._callers = callers
+        self.by_name = {c.name: c for c in callers.values()}
 
     def authenticate(self, headers: Mapping[str, str]) -> Caller:
         if self._open:

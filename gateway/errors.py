@@ -82,6 +82,11 @@ def _answer(request: Request[Any, Any, Any], error: SwitchboardError) -> Respons
             account.request_id = request_id
         account.failed(error)
         extra = account.headers
+        if account.admitted is None and account.key is not None:
+            # refused before admission: a limited key still learns where its limits stand
+            caller = services.auth.by_name.get(account.key)
+            if caller is not None and caller.rates:
+                extra = {**services.governance.known_headers(caller), **extra}
     return error_response(
         error,
         request_id,

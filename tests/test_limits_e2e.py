@@ -125,3 +125,11 @@ def test_budget_is_charged_the_real_cost(gateway: GatewayServer, upstream: MockU
 
     wait_until(settled, 5)
     assert services.governance.store._spent[bucket] == pytest.approx(cost * 1e9, abs=2)
+
+
+def test_an_error_before_admission_still_carries_the_headers(gateway: GatewayServer) -> None:
+    response = gateway.post(b"{not json", headers={"authorization": f"Bearer {TEAM_KEY}"})
+    assert response.status_code == 400
+    assert response.headers["x-ratelimit-limit-requests"] == "100"
+    assert response.headers["x-ratelimit-limit-tokens"] == "500"
+    assert "x-ratelimit-remaining-tokens" in response.headers

@@ -290,6 +290,26 @@ class Governance:
                 headers[f"x-ratelimit-reset-{suffix}"] = reset_text(reset)
         return headers
 
+    def known_headers(self, caller: Caller) -> dict[str, str]:
+        """The `x-ratelimit-*` headers for an answer to a limited caller refused before
+        admission (a malformed body, say): its limits as last seen on this replica."""
+        if not caller.rates:
+            return {}
+        now = self._clock()
+        headers: dict[str, str] = {}
+        for kind, suffix in (("rpm", "requests"), ("tpm", "tokens")):
+            states = [
+                self._last_known(f"{r.scope}:{r.kind}", r.limit, now)
+                for r in caller.rates
+                if r.kind == kind
+            ]
+            if states:
+                remaining, limit, reset = min(states)
+                headers[f"x-ratelimit-limit-{suffix}"] = str(limit)
+                headers[f"x-ratelimit-remaining-{suffix}"] = str(remaining)
+                headers[f"x-ratelimit-reset-{suffix}"] = reset_text(reset)
+        return headers
+
     def _last_known(self, key: str, limit: int, now: float) -> tuple[int, int, int]:
         """A scope's state as last seen, refilled since at its steady rate."""
         last = self._last.get(key)
