@@ -17,9 +17,9 @@ from gateway.ingress.completions.route import completions
 from gateway.ingress.embeddings.route import embeddings
 from gateway.ingress.messages.routes import count_message_tokens, create_message
 from gateway.ingress.responses.route import create_response
-from gateway.metrics import InFlight
 from gateway.middleware import request_id_middleware
-from gateway.observability.tracing import open_tracing
+from gateway.observability.generations.routes import get_generation, get_openrouter_generation
+from gateway.observability.watch import open_watch
 from gateway.routes.admin import clear_price, list_prices, set_price
 from gateway.routes.admin_keys import create_key, list_keys, revoke_key, update_key
 from gateway.routes.chat import chat_completions
@@ -33,12 +33,12 @@ from providers.errors import SwitchboardError
 
 
 def create_app(config: Config) -> Litestar:
-    in_flight = InFlight()  # counted by the middleware, read by /metrics
-    tracing = open_tracing(config.tracing, config.providers)  # None unless configured
+    # around every request: in-flight count, tracing, the request log (gateway/observability)
+    watch = open_watch(config)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(config, in_flight=in_flight, tracing=tracing)
+        services = Services(config, watch=watch)
         await services.start()
         app.state.services = services
         try:
@@ -60,6 +60,8 @@ def create_app(config: Config) -> Litestar:
             healthz,
             readyz,
             metrics,
+            get_generation,
+            get_openrouter_generation,
             list_prices,
             set_price,
             clear_price,
@@ -71,7 +73,7 @@ def create_app(config: Config) -> Litestar:
         ],
         lifespan=[lifespan],
         state=State(),
-        middleware=[DefineMiddleware(request_id_middleware, in_flight=in_flight, tracing=tracing)],
+        middleware=[DefineMiddleware(request_id_middleware, watch=watch)],
         exception_handlers={
             SwitchboardError: handle_switchboard_error,
             HTTPException: handle_http_exception,

@@ -22,7 +22,7 @@ from gateway.governance.config import (
     LimitsConfig,
 )
 from gateway.ingress.responses.config import ResponsesConfig
-from gateway.observability.config import TracingConfig
+from gateway.observability.config import GenerationsConfig, RequestLogConfig, TracingConfig
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
 
@@ -69,6 +69,8 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cors: CorsConfig | None = None
     responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
     tracing: TracingConfig | None = None
+    logging: RequestLogConfig = msgspec.field(default_factory=RequestLogConfig)
+    generations: GenerationsConfig = msgspec.field(default_factory=GenerationsConfig)
 
 
 class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -85,6 +87,8 @@ class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     cors: Any = None
     responses: Any = None
     tracing: Any = None
+    logging: Any = None
+    generations: Any = None
 
 
 def _interpolate(value: Any, path: str) -> Any:

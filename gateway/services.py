@@ -16,9 +16,11 @@ from gateway.governance.keys import KeySnapshots
 from gateway.governance.settlement import Settler
 from gateway.ingress.responses.service import ResponsesService
 from gateway.ingress.responses.store import open_response_store
-from gateway.metrics import GatewayMetrics, InFlight, StoreHealth
+from gateway.metrics import GatewayMetrics, StoreHealth
 from gateway.observability.budgets import BudgetUse, budget_uses
-from gateway.observability.tracing import Tracing, require_tracing
+from gateway.observability.generations import open_generation_store
+from gateway.observability.tracing import require_tracing
+from gateway.observability.watch import RequestWatch
 from gateway.scoreboard import Scoreboard, scoreboard
 from gateway.secrets import register, secrets_in, unregister
 from providers.base import Provider
@@ -44,16 +46,16 @@ class Services:
         self,
         config: Config,
         catalogue: ModelCatalogue | None = None,
-        in_flight: InFlight | None = None,
-        tracing: Tracing | None = None,
+        watch: RequestWatch | None = None,
     ) -> None:
         """Raises ConfigError for what only shows once providers exist (a price missing
-        from both the config and the model catalogue). `tracing`: the app's, when its
-        config has a `tracing` section (see `open_tracing`)."""
+        from both the config and the model catalogue). `watch`: the app's middleware's
+        (`open_watch`); without it none of observability's request work is done."""
         self.config = config
-        if config.tracing is not None and tracing is None:
+        if config.tracing is not None and (watch is None or watch.tracing is None):
             require_tracing()  # `check-config` and `serve` refuse it without the extra
-        self.tracing = tracing
+        self.watch = watch or RequestWatch()
+        tracing = self.watch.tracing
         self.providers: dict[str, Provider] = {
             name: build_provider(name, provider) for name, provider in config.providers.items()
         }
@@ -88,7 +90,7 @@ class Services:
         governance_store = open_governance_store(config.store, config.governance)
         self.governance = Governance(config.governance, governance_store, config.routing.deadline)
         self.metrics = GatewayMetrics(
-            self.live_scoreboard, self.store_health, in_flight, self.budget_uses
+            self.live_scoreboard, self.store_health, self.watch.in_flight, self.budget_uses
         )
         self.keys = KeySnapshots(governance_store, self.auth, config.governance.refresh)
         self.key_admin = KeyAdmin(
@@ -103,6 +105,9 @@ class Services:
         self.secrets = secrets_in(config.providers.values(), config.store)
         self.accounts.add_sink(Settler(governance_store))
         self.accounts.add_sink(self.metrics)
+        # past requests by id, for GET /v1/generations/{id}: kept off the request path
+        self.generations = open_generation_store(config.store, config.generations)
+        self.accounts.add_sink(self.generations)
         self.responses = ResponsesService(
             self.providers,
             self.governance,
@@ -152,6 +157,8 @@ class Services:
         await self.keys.start()
         await self.accounts.start()
         await self.responses.store.start()
+        if self.watch.request_log is not None:
+            await self.watch.request_log.start()
 
     async def aclose(self) -> None:
         await self.accounts.aclose()  # settles what is still batched
@@ -160,7 +167,10 @@ class Services:
         await self.governance.store.aclose()
         await self.store.aclose()
         await self.responses.store.aclose()
-        if self.tracing is not None:
-            await asyncio.to_thread(self.tracing.shutdown)  # exports what is batched
+        await self.generations.aclose()  # after the accounts: their last records are in
+        if self.watch.request_log is not None:
+            await self.watch.request_log.aclose()  # writes what is gathered
+        if tracing := self.watch.tracing:
+            await asyncio.to_thread(tracing.shutdown)  # exports what is batched
         unregister(self.secrets)
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))

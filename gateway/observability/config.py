@@ -1,5 +1,5 @@
-"""The config sections of observability: `tracing` (OpenTelemetry), with more to come
-(the request log, generation records). Each is off when absent."""
+"""The config sections of observability: `logging` (the request log), `generations`
+(looking up past requests) and `tracing` (OpenTelemetry, off when absent)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,43 @@ class TracingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     def __repr__(self) -> str:  # the headers may hold a token
         return f"TracingConfig(endpoint={self.endpoint!r}, headers=<hidden>)"
+
+
+class RequestLogConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """The request log: one JSON line per request (docs/observability.md#the-request-log)."""
+
+    requests: Annotated[bool, Meta(description="Write the request log at all.")] = True
+    output: Annotated[
+        str,
+        Meta(
+            min_length=1,
+            description="`stdout`, `stderr`, or a file path (appended to; reopened when "
+            "log rotation moves it).",
+        ),
+    ] = "stdout"
+    bodies: Annotated[
+        bool,
+        Meta(
+            description="Add each request's body and its answer (prompts and completions) "
+            "to its line. Off by default: they may hold personal data."
+        ),
+    ] = False
+    max_body_bytes: Annotated[
+        int,
+        Meta(ge=256, description="With `bodies`: longer bodies are cut to this many bytes."),
+    ] = 65536
+
+
+class GenerationsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Past requests, looked up by id (`GET /v1/generations/{id}`)."""
+
+    retention: Annotated[
+        float, Meta(gt=0, description="Seconds a request can be looked up after it ended.")
+    ] = 86400.0
+    memory_max_entries: Annotated[
+        int,
+        Meta(
+            ge=100,
+            description="With the memory store: the most requests kept; the oldest go first.",
+        ),
+    ] = 100_000
