@@ -7,7 +7,10 @@ uvicorn runs the app in a background thread with its own event loop, exactly as
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import socket
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +31,13 @@ BASE_CONFIG: dict[str, Any] = {"auth": "none", "store": "memory://"}
 
 class GatewayServer:
     def __init__(self, config: dict[str, Any]) -> None:
+        self._request_log: str | None = None
+        if "logging" not in config:
+            # the request log is on, as by default, into a file of its own: on stdout its
+            # lines would land in whichever test's output is being captured then
+            handle, self._request_log = tempfile.mkstemp(prefix="switchboard-requests-")
+            os.close(handle)
+            config = {**config, "logging": {"output": self._request_log}}
         self.config = parse_config(config)
         # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on sockets it knows are TCP
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -64,6 +74,9 @@ class GatewayServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+        if self._request_log is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._request_log)
 
     def forget_routing(self) -> None:
         """A fresh router on a fresh memory store: what one test taught a gateway that
