@@ -32,18 +32,20 @@ from gateway.services import Services
 from providers.errors import SwitchboardError
 
 
-def create_app(config: Config) -> Litestar:
+def create_app(config: Config, *, workers: int = 1) -> Litestar:
+    """`workers`: how many processes serve this config on one port (`serve --workers`)."""
     # around every request: in-flight count, tracing, the request log (gateway/observability)
     watch = open_watch(config)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(config, watch=watch)
+        services = Services(config, watch=watch, workers=workers)
         await services.start()
         app.state.services = services
         try:
             yield
         finally:
+            # the server has drained by now: what is batched is written, pools closed
             await services.aclose()
 
     return Litestar(

@@ -11,4 +11,6 @@ from gateway.config import EMBEDDED_CONFIG, load_config
 
 
 def app_from_environment() -> Litestar:
-    return create_app(load_config(os.environ.get("SWITCHBOARD_CONFIG") or EMBEDDED_CONFIG))
+    """`serve` sets both variables (and checked the config) before it starts a server."""
+    config = load_config(os.environ.get("SWITCHBOARD_CONFIG") or EMBEDDED_CONFIG)
+    return create_app(config, workers=int(os.environ.get("SWITCHBOARD_WORKERS") or 1))

@@ -45,7 +45,12 @@ EMBEDDED_CONFIG = _embedded_config()
 
 
 class ConfigError(Exception):
-    """A config problem, always phrased `path: reason`."""
+    """Config problems, each phrased `path: reason`, one a line: a file is checked whole,
+    so that one run names every mistake it holds."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
 
 
 class AdminConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -73,25 +78,37 @@ class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     generations: GenerationsConfig = msgspec.field(default_factory=GenerationsConfig)
 
 
-class _Sections(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """The top level, with the named maps left raw so that their keys reach error paths."""
+class _Problems:
+    """Collects every problem of one document; a field whose `${VAR}` is missing gets no
+    second complaint about the empty text it then holds."""
 
-    auth: Any
-    store: Any = "memory://"
-    providers: dict[str, Any] = {}
-    models: dict[str, Any] = {}
-    routing: Any = None
-    limits: Any = None
-    admin: Any = None
-    governance: Any = None
-    cors: Any = None
-    responses: Any = None
-    tracing: Any = None
-    logging: Any = None
-    generations: Any = None
+    def __init__(self) -> None:
+        self.found: list[str] = []
+        self._unset: list[str] = []  # paths whose environment variable is missing
+
+    def unset(self, path: str, name: str) -> None:
+        self._unset.append(path)
+        self.found.append(f"{path}: environment variable {name} is not set")
+
+    def add(self, where: str, reason: str) -> None:
+        if not any(where == p or where.startswith((p + ".", p + "[")) for p in self._unset):
+            self.found.append(f"{where or '(top level)'}: {reason}")
+
+    def convert(self, value: Any, type_: Any, path: str) -> Any:
+        """The value as `type_`, or None (and a problem noted) when it does not fit."""
+        try:
+            return _convert(value, type_, path)
+        except _Invalid as exc:
+            self.add(exc.where, exc.reason)
+            return None
 
 
-def _interpolate(value: Any, path: str) -> Any:
+class _Invalid(Exception):
+    def __init__(self, where: str, reason: str) -> None:
+        self.where, self.reason = where, reason
+
+
+def _interpolate(value: Any, path: str, problems: _Problems) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
@@ -99,14 +116,15 @@ def _interpolate(value: Any, path: str) -> Any:
             if escaped:
                 return "${" + name + "}"
             if name not in os.environ:
-                raise ConfigError(f"{path}: environment variable {name} is not set")
+                problems.unset(path, name)
+                return ""
             return os.environ[name]
 
         return _VAR.sub(replace, value)
     if isinstance(value, dict):
-        return {k: _interpolate(v, _join(path, str(k))) for k, v in value.items()}
+        return {k: _interpolate(v, _join(path, str(k)), problems) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return [_interpolate(v, f"{path}[{i}]", problems) for i, v in enumerate(value)]
     return value
 
 
@@ -125,56 +143,82 @@ def _convert(value: Any, type_: Any, path: str) -> Any:
         if match:
             text = text[: match.start()]
             where = (path + match.group(1)) if path else match.group(1).lstrip(".")
-        raise ConfigError(f"{where or '(top level)'}: {text}") from None
+        raise _Invalid(where, text) from None
+
+
+_NAMED_MAPS = ("providers", "models")  # converted entry by entry, so each names its key
 
 
 def parse_config(document: Any) -> Config:
+    """The config, or ConfigError listing every problem found: each provider, model and
+    section is checked on its own, so one mistake does not hide the next."""
     if document is None:
         document = {}
     if not isinstance(document, dict):
         raise ConfigError("(top level): expected a mapping of sections")
-    document = _interpolate(document, "")
-    sections: _Sections = _convert(document, _Sections, "")
+    problems = _Problems()
+    document = _interpolate(document, "", problems)
+    fields = {field.name: field for field in msgspec.structs.fields(Config)}
+    for key in document:
+        if key not in fields:
+            problems.add("", f"Object contains unknown field `{key}`")
+    for field in fields.values():
+        if field.name not in document:
+            if field.required:
+                problems.add("", f"Object missing required field `{field.name}`")
+        elif field.name not in _NAMED_MAPS:
+            problems.convert(document[field.name], field.type, field.name)
     providers: dict[str, ProviderConfig] = {
-        name: _convert(value, ProviderConfig, f"providers.{name}")
-        for name, value in sections.providers.items()
+        name: problems.convert(value, ProviderConfig, f"providers.{name}")
+        for name, value in _named(document, "providers", problems).items()
     }
     models: dict[str, ModelConfig] = {
-        name: _convert(value, ModelConfig, f"models.{name}")
-        for name, value in sections.models.items()
+        name: problems.convert(value, ModelConfig, f"models.{name}")
+        for name, value in _named(document, "models", problems).items()
     }
-    config: Config = _convert(
-        {k: v for k, v in document.items() if k not in ("providers", "models")}, Config, ""
-    )
+    _check_references(providers, models, problems)
+    config: Config | None = None
+    if not problems.found:
+        rest = {k: v for k, v in document.items() if k not in _NAMED_MAPS}
+        config = problems.convert(rest, Config, "")
+    if config is not None and isinstance(config.auth, AuthConfig):
+        _check_auth(config.auth, problems)
+    if config is None or problems.found:
+        raise ConfigError(*problems.found)
     config.providers = providers
     config.models = models
-    _check_references(config)
     return config
 
 
-def _check_references(config: Config) -> None:
-    if isinstance(config.auth, AuthConfig):
-        _check_auth(config.auth)
-    for model_name, model in config.models.items():
-        for i, deployment in enumerate(model.deployments):
-            if deployment.provider not in config.providers:
-                raise ConfigError(
-                    f"models.{model_name}.deployments[{i}].provider: "
-                    f"unknown provider '{deployment.provider}'"
+def _named(document: dict[str, Any], section: str, problems: _Problems) -> dict[str, Any]:
+    """A section that maps names to entries (`providers`, `models`), or {} if it is not one."""
+    value = problems.convert(document.get(section) or {}, dict[str, Any], section)
+    return value if isinstance(value, dict) else {}
+
+
+def _check_references(
+    providers: dict[str, ProviderConfig], models: dict[str, ModelConfig], problems: _Problems
+) -> None:
+    for model_name, model in models.items():
+        for i, deployment in enumerate(model.deployments if model is not None else []):
+            if deployment.provider not in providers:  # a broken provider is in it as None
+                problems.add(
+                    f"models.{model_name}.deployments[{i}].provider",
+                    f"unknown provider '{deployment.provider}'",
                 )
 
 
-def _check_auth(auth: AuthConfig) -> None:
+def _check_auth(auth: AuthConfig, problems: _Problems) -> None:
     teams = {team.name for team in auth.teams}
     if len(teams) != len(auth.teams):
-        raise ConfigError("auth.teams: two teams have the same name")
+        problems.add("auth.teams", "two teams have the same name")
     names: set[str] = set()
     for i, key in enumerate(auth.keys):
         if key.name in names:
-            raise ConfigError(f"auth.keys[{i}].name: another key is also named '{key.name}'")
+            problems.add(f"auth.keys[{i}].name", f"another key is also named '{key.name}'")
         names.add(key.name)
         if key.team is not None and key.team not in teams:
-            raise ConfigError(f"auth.keys[{i}].team: unknown team '{key.team}'")
+            problems.add(f"auth.keys[{i}].team", f"unknown team '{key.team}'")
 
 
 def load_config(path: str | Path) -> Config:
@@ -186,5 +230,22 @@ def load_config(path: str | Path) -> Config:
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        raise ConfigError(yaml_problem(path, text, exc)) from None
     return parse_config(document)
+
+
+def yaml_problem(path: Path, text: str, exc: yaml.YAMLError) -> str:
+    """`file:line:column: not valid YAML: what`, with the usual fix when it is the usual
+    mistake: `${VAR}` unquoted inside `{...}` or `[...]`, where YAML reads `{` as a map."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    message = f"{where}: not valid YAML: {problem}"
+    if mark is not None:
+        line = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+        if "${" in line and re.search(r"[{\[,]\s*[^'\"]*\$\{", line):
+            message += (
+                "\n  hint: quote a `${VAR}` inside `{...}` or `[...]`, as in "
+                'api_key: "${OPENAI_API_KEY}": unquoted, YAML reads its `{` as a mapping'
+            )
+    return message

@@ -297,3 +297,18 @@ def run(args: argparse.Namespace, default_config: str) -> int:
         print(f"{command}: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from gateway.config_cli import config_path
+
+    return run(args, str(config_path(None)))
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="create, list, update and revoke gateway keys")
+    add_arguments(keys)
+    keys.set_defaults(run=_run)
+    usage = commands.add_parser("usage", help="spend from the ledger, as a table")
+    add_usage_arguments(usage)
+    usage.set_defaults(run=_run)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import msgspec
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from gateway.accounting.record import CLIENT_CLOSED, RequestRecord
 from gateway.observability.budgets import BudgetUse
@@ -176,9 +179,14 @@ class GatewayMetrics:
             buckets=TOKENS_PER_SECOND_BUCKETS,
             registry=r,
         )
-        r.register(DeploymentCollector(scoreboard))
-        r.register(_NowCollector(stores, self.in_flight))
-        r.register(_BudgetCollector(lambda: self._budgets))
+        now: list[Collector] = [
+            DeploymentCollector(scoreboard),
+            _NowCollector(stores, self.in_flight),
+            _BudgetCollector(lambda: self._budgets),
+        ]
+        for collector in now:
+            r.register(collector)
+        self.exposition = _exposition(r, now)
         self._children: dict[tuple[Histogram, tuple[str, ...]], Histogram] = {}
 
     async def deliver(self, records: Sequence[RequestRecord]) -> None:
@@ -269,6 +277,22 @@ class GatewayMetrics:
                 add(self.attempts_failed, served, 1.0)
         for before, after in itertools.pairwise(tried):
             add(self.retries if before == after else self.fallbacks, before, 1.0)
+
+
+def _exposition(registry: CollectorRegistry, now: list[Collector]) -> CollectorRegistry:
+    """What `/metrics` renders. With several worker processes (`serve --workers`, which
+    sets PROMETHEUS_MULTIPROC_DIR) every counter and histogram is written to that folder
+    and summed over all workers at scrape; the collectors read at scrape time (`now`)
+    come from the answering worker. A plain Gauge added to this module would need a
+    `multiprocess_mode` to be summed right."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not folder or not os.path.isdir(folder):  # `serve` creates it before the workers
+        return registry
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, folder)  # type: ignore[no-untyped-call]  # untyped upstream
+    for collector in now:
+        merged.register(collector)
+    return merged
 
 
 class DeploymentCollector:

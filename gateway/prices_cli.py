@@ -140,13 +140,21 @@ def _via_gateway(args: argparse.Namespace) -> str:
     return f"{args.action}: {args.model} on {args.provider}"
 
 
-def run(args: argparse.Namespace, default_config: str) -> int:
+def run(args: argparse.Namespace) -> int:
+    from gateway.config_cli import config_path
+
     try:
         if args.gateway:
             print(_via_gateway(args))
         else:
-            print(asyncio.run(_in_store(args, args.config or default_config)))
+            print(asyncio.run(_in_store(args, str(config_path(args.config)))))
     except (PricesFailed, ConfigError) as exc:
         print(f"prices: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    prices = commands.add_parser("prices", help="override deployment prices live")
+    add_arguments(prices)
+    prices.set_defaults(run=run)

@@ -47,11 +47,15 @@ class Services:
         config: Config,
         catalogue: ModelCatalogue | None = None,
         watch: RequestWatch | None = None,
+        *,
+        workers: int = 1,
     ) -> None:
         """Raises ConfigError for what only shows once providers exist (a price missing
         from both the config and the model catalogue). `watch`: the app's middleware's
-        (`open_watch`); without it none of observability's request work is done."""
+        (`open_watch`); without it none of observability's request work is done.
+        `workers`: processes serving this config on one port, each with its own Services."""
         self.config = config
+        self.workers = workers
         if config.tracing is not None and (watch is None or watch.tracing is None):
             require_tracing()  # `check-config` and `serve` refuse it without the extra
         self.watch = watch or RequestWatch()
@@ -148,6 +152,12 @@ class Services:
                 f"The key '{caller.name}' may not use the model '{name}'.", param="model"
             )
 
+    @property
+    def prices_shared(self) -> bool:
+        """Whether a live price reaches every process serving this config: a memory
+        store lives inside one process, so not when several workers each have one."""
+        return self.store.backend != "memory" or self.workers == 1
+
     async def start(self) -> None:
         """Background work: the store's flush and refresh loop (never fails on the store
         being down: the gateway then serves degraded)."""
@@ -161,11 +171,13 @@ class Services:
             await self.watch.request_log.start()
 
     async def aclose(self) -> None:
-        await self.accounts.aclose()  # settles what is still batched
+        """At shutdown, after the drain: batched writes first (settlements, metrics,
+        routing statistics), then the pools."""
+        await self.accounts.aclose()  # settles and counts in the metrics what is batched
         await self.keys.aclose()
         await self.idempotency.aclose()
         await self.governance.store.aclose()
-        await self.store.aclose()
+        await self.store.aclose()  # writes the last routing statistics
         await self.responses.store.aclose()
         await self.generations.aclose()  # after the accounts: their last records are in
         if self.watch.request_log is not None:

@@ -156,3 +156,11 @@ def run(args: argparse.Namespace) -> int:
         style="dim",
     )
     return 0
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    simulate = commands.add_parser(
+        "simulate", help="run a routing scenario in virtual time and report how it routed"
+    )
+    add_arguments(simulate)
+    simulate.set_defaults(run=run)

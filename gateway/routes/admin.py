@@ -61,7 +61,19 @@ def _check_deployment(services: Services, model: str, provider: str) -> None:
         )
 
 
+class PricesNotShared(SwitchboardError):
+    status = 409
+    type = "invalid_request_error"
+    code = "prices_not_shared"
+
+
 async def _set(services: Services, model: str, provider: str, price: PriceOverride | None) -> None:
+    if not services.prices_shared:
+        raise PricesNotShared(
+            f"This gateway runs {services.workers} worker processes on a memory:// store: "
+            "a price set here would reach one of them only. Use a Redis store to change "
+            "prices live; nothing was changed."
+        )
     try:
         await services.store.set_price(model, provider, price)
     except StoreUnavailable as exc:

@@ -26,6 +26,6 @@ async def metrics(state: State) -> Response[bytes]:
     services: Services = state.services
     await services.accounts.flush()
     await services.metrics.read_budgets()
-    body = await asyncio.to_thread(generate_latest, services.metrics.registry)
+    body = await asyncio.to_thread(generate_latest, services.metrics.exposition)
     # as a header: a `media_type` of text/* gets a second `charset` appended
     return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,1 @@
+"""Serving the app: the listening socket, worker processes, and the drain on SIGTERM."""

@@ -1,0 +1,50 @@
+"""One gateway process: uvicorn on a socket bound beforehand, with the drain flag raised
+on the first stop signal.
+
+On SIGTERM (or Ctrl-C) uvicorn closes the listening socket, lets every request and
+stream in flight finish for up to `drain_timeout` seconds, cancels what is left, then
+runs the app's lifespan shutdown: batched metrics and store writes are flushed there
+and the connection pools closed (see `gateway.app`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+from types import FrameType
+
+import uvicorn
+
+from gateway.serving.drain import DRAIN
+
+APP_FACTORY = "gateway.asgi:app_from_environment"
+LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
+
+
+def uvicorn_config(log_level: str, drain_timeout: float) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP_FACTORY,
+        factory=True,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level=log_level,
+        timeout_graceful_shutdown=max(1, math.ceil(drain_timeout)),  # whole seconds
+        # we read no client addresses, so parsing X-Forwarded-* on every request is waste
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+class DrainingServer(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        DRAIN.begin()
+        super().handle_exit(sig, frame)
+
+
+def run_worker(config: uvicorn.Config, sock: socket.socket, log_level: str) -> None:
+    """Serve until told to stop (in this process, or in a worker process)."""
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    DrainingServer(config).run(sockets=[sock])
