@@ -8,7 +8,7 @@ UV_VERSION := 0.13.8
 export UV_PYTHON := $(shell command -v $(PYTHON))
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run loadgen test fuzz lint typecheck bench env clean codex claude-code
+.PHONY: run loadgen test fuzz lint typecheck bench env clean codex claude-code config-reference
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -59,6 +59,9 @@ lint: env
 
 typecheck: env
 	$(VENV)/bin/mypy
+
+config-reference: env  ## regenerate docs/config-reference.md from the config's Structs
+	$(VENV)/bin/python -m gateway.config_reference docs/config-reference.md
 
 bench: env  ## loopback benchmark: the gateway against a minimal pass-through (the floor), ~6 min
 	bash bench/run.sh

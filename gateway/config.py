@@ -60,22 +60,64 @@ class AdminConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    # `auth` has no default: an open gateway must be asked for with `auth: none`
-    auth: AuthConfig | Literal["none"]
+    """The whole file. Only `auth` is required: an open gateway is asked for with
+    `auth: none`, never the result of a forgotten section."""
+
+    auth: Annotated[
+        AuthConfig | Literal["none"],
+        Meta(description="Gateway keys clients must send, or `none` for an open gateway."),
+    ]
     store: Annotated[
-        str, Meta(pattern=r"^(memory|redis|rediss|redis\+cluster|redis\+sentinel)://")
+        str,
+        Meta(
+            pattern=r"^(memory|redis|rediss|redis\+cluster|redis\+sentinel)://",
+            description="Where live statistics, health and price overrides are shared: "
+            "`memory://` (inside one process) or a Redis URL (`redis://`, `rediss://`, "
+            "`redis+cluster://`, `redis+sentinel://`).",
+        ),
     ] = "memory://"
-    providers: dict[str, ProviderConfig] = {}
-    models: dict[str, ModelConfig] = {}
-    routing: RoutingConfig = msgspec.field(default_factory=RoutingConfig)
-    limits: LimitsConfig = msgspec.field(default_factory=LimitsConfig)
-    admin: AdminConfig | None = None
-    governance: GovernanceConfig = msgspec.field(default_factory=GovernanceConfig)
-    cors: CorsConfig | None = None
-    responses: ResponsesConfig = msgspec.field(default_factory=ResponsesConfig)
-    tracing: TracingConfig | None = None
-    logging: RequestLogConfig = msgspec.field(default_factory=RequestLogConfig)
-    generations: GenerationsConfig = msgspec.field(default_factory=GenerationsConfig)
+    providers: Annotated[
+        dict[str, ProviderConfig],
+        Meta(description="Upstream APIs by the name deployments use, each with its `kind`."),
+    ] = {}
+    models: Annotated[
+        dict[str, ModelConfig],
+        Meta(description="The models clients ask for, each with the deployments serving it."),
+    ] = {}
+    routing: Annotated[
+        RoutingConfig, Meta(description="How a deployment is chosen, retried and avoided.")
+    ] = msgspec.field(default_factory=RoutingConfig)
+    limits: Annotated[LimitsConfig, Meta(description="Limits on what clients send.")] = (
+        msgspec.field(default_factory=LimitsConfig)
+    )
+    admin: Annotated[
+        AdminConfig | None,
+        Meta(description="The admin key; without it the `/v1/admin/...` endpoints are off."),
+    ] = None
+    governance: Annotated[
+        GovernanceConfig,
+        Meta(
+            description="The gateway-wide budget, how fast changes reach every replica, the ledger."
+        ),
+    ] = msgspec.field(default_factory=GovernanceConfig)
+    cors: Annotated[
+        CorsConfig | None,
+        Meta(description="Origins browsers may call the gateway from; without it, none."),
+    ] = None
+    responses: Annotated[
+        ResponsesConfig,
+        Meta(description="Where stored responses are kept for `previous_response_id`."),
+    ] = msgspec.field(default_factory=ResponsesConfig)
+    tracing: Annotated[
+        TracingConfig | None,
+        Meta(description="OpenTelemetry traces over OTLP/HTTP; without it, none."),
+    ] = None
+    logging: Annotated[
+        RequestLogConfig, Meta(description="The request log: one JSON line per request.")
+    ] = msgspec.field(default_factory=RequestLogConfig)
+    generations: Annotated[
+        GenerationsConfig, Meta(description="Past requests kept for `GET /v1/generations/{id}`.")
+    ] = msgspec.field(default_factory=GenerationsConfig)
 
 
 class _Problems:

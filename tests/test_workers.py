@@ -93,8 +93,8 @@ def two_workers(tmp_path: Path) -> Iterator[Served]:
     served = serve(tmp_path, "--workers", "2")
     yield served
     if served.process.poll() is None:
-        served.process.kill()
-        served.process.wait(10)
+        served.process.terminate()  # SIGTERM: the supervisor stops its workers
+        served.process.wait(40)
 
 
 def _send(served: Served, count: int) -> int:
@@ -155,3 +155,21 @@ def test_workers_auto_starts_one_per_core(tmp_path: Path) -> None:
     output, _ = served.process.communicate(timeout=40)
     cores = len(os.sched_getaffinity(0))
     assert f"(uvicorn, {cores} worker{'s' if cores > 1 else ''})" in output
+
+
+def test_workers_exit_when_their_supervisor_is_killed(two_workers: Served) -> None:
+    """A SIGKILL gives the supervisor no chance to pass SIGTERM on: the workers notice
+    they are orphans and drain and exit by themselves, freeing the port."""
+    two_workers.process.kill()
+    two_workers.process.wait(10)
+
+    def port_free() -> bool:
+        try:
+            httpx.get(f"{two_workers.url}/healthz", timeout=1)
+        except httpx.ConnectError:
+            return True
+        except httpx.TransportError:
+            pass
+        return False
+
+    wait_until(port_free, timeout=30)

@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import socket
+import threading
+import time
 from types import FrameType
 
 import uvicorn
@@ -19,6 +23,7 @@ import uvicorn
 from gateway.serving.drain import DRAIN
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
+ORPHAN_CHECK_SECONDS = 1.0
 LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
 
 
@@ -44,7 +49,18 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_worker(config: uvicorn.Config, sock: socket.socket, log_level: str) -> None:
-    """Serve until told to stop (in this process, or in a worker process)."""
+def run_worker(
+    config: uvicorn.Config, sock: socket.socket, log_level: str, parent: int | None = None
+) -> None:
+    """Serve until told to stop. `parent`: the supervisor's pid, for a worker process,
+    which drains and exits should its supervisor die without passing SIGTERM on (killed)."""
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT)
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     DrainingServer(config).run(sockets=[sock])
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(ORPHAN_CHECK_SECONDS)
+    os.kill(os.getpid(), signal.SIGTERM)

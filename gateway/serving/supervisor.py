@@ -89,7 +89,7 @@ class Supervisor:
     def _start(self) -> BaseProcess:
         worker = self._context.Process(
             target=run_worker,
-            args=(self._config, self._sock, self._log_level),
+            args=(self._config, self._sock, self._log_level, os.getpid()),
             name="switchboard-worker",
         )
         worker.start()
