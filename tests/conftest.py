@@ -3,15 +3,18 @@ import pytest
 from tests.gateway_server import GatewayServer, gateway_factory
 from tests.mock_upstream import mock_upstream, mock_upstream_factory, shared_upstream, upstream
 from tests.redis_server import (
+    durable_cluster,
     own_redis_server,
     redis_cluster,
     redis_prefix,
     redis_sentinel,
     redis_server,
     redis_url,
+    sentinel_group,
 )
 
 __all__ = [
+    "durable_cluster",
     "gateway_factory",
     "mock_upstream",
     "mock_upstream_factory",
@@ -21,6 +24,7 @@ __all__ = [
     "redis_sentinel",
     "redis_server",
     "redis_url",
+    "sentinel_group",
     "shared_upstream",
     "upstream",
 ]

@@ -48,6 +48,21 @@ class GatewayProcess:
         self.stop()
         raise RuntimeError(f"the gateway did not start: {self._log.read_text()}")
 
+    @property
+    def log(self) -> str:
+        return self._log.read_text()
+
+    def terminate(self) -> None:
+        """SIGTERM, as a process manager stops it; `wait()` for the exit status."""
+        assert self._process is not None
+        self._process.terminate()
+
+    def wait(self, timeout: float) -> int:
+        assert self._process is not None
+        code = self._process.wait(timeout)
+        self._process = None
+        return code
+
     def stop(self) -> None:
         if self._process is not None:
             self._process.terminate()

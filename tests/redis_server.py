@@ -270,3 +270,179 @@ def redis_sentinel() -> Iterator[RedisSentinelServers]:
         yield servers.start()
     finally:
         servers.close()
+
+
+# ------------------------------------------------------------------ failover fixtures
+
+
+class SentinelGroup:
+    """A primary, one replica and three sentinels (quorum 2), on loopback: the smallest
+    Sentinel deployment that fails over for real. `kill_primary()` kills the primary as
+    a crash would; the sentinels then promote the replica (about 1-3 s here)."""
+
+    SENTINELS = 3
+    DOWN_AFTER_MS = 1000
+
+    def __init__(self, service: str = SENTINEL_SERVICE) -> None:
+        self.service = service
+        self.primary = RedisServer()
+        self.replica = RedisServer("--replicaof", "127.0.0.1", str(self.primary.port))
+        self.ports = [free_port() for _ in range(self.SENTINELS)]
+        self.dir = Path(tempfile.mkdtemp(prefix="switchboard-sentinels-"))
+        self._sentinels: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        nodes = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+sentinel://{nodes}/{self.service}/0"
+
+    def start(self) -> SentinelGroup:
+        try:
+            self.primary.start()
+            self.replica.start()
+            assert self.replica._process is not None
+            _wait_long(self._replica_in_sync, "the replica's sync", self.replica._process)
+            for i, port in enumerate(self.ports):
+                self._sentinels.append(self._start_sentinel(i, port))
+            for process in self._sentinels:
+                _wait_long(self._sentinels_see_everyone, "the sentinels", process)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_sentinel(self, index: int, port: int) -> subprocess.Popen[bytes]:
+        folder = self.dir / f"s{index}"
+        folder.mkdir()
+        config = folder / "sentinel.conf"  # sentinel rewrites it: a file of its own
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {folder}\nlogfile sentinel.log\n"
+            f"sentinel monitor {self.service} 127.0.0.1 {self.primary.port} 2\n"
+            f"sentinel down-after-milliseconds {self.service} {self.DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {self.service} 10000\n"
+            f"sentinel parallel-syncs {self.service} 1\n"
+        )
+        return subprocess.Popen(
+            ["redis-server", str(config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _replica_in_sync(self) -> bool:
+        with self.replica.client() as client:
+            return bool(client.info("replication").get("master_link_status") == "up")
+
+    def _sentinels_see_everyone(self) -> bool:
+        for port in self.ports:
+            with redis.Redis(port=port, socket_timeout=2) as client:
+                state = client.sentinel_master(self.service)  # redis-py parses it
+                if int(state["num-slaves"]) < 1 or int(state["num-other-sentinels"]) < 2:
+                    return False
+        return True
+
+    def primary_port(self) -> int:
+        """The primary's port as the sentinels see it now."""
+        with redis.Redis(port=self.ports[0], socket_timeout=2) as client:
+            address = client.sentinel_get_master_addr_by_name(self.service)
+        return int(address[1])
+
+    def primary_client(self) -> redis.Redis:
+        return redis.Redis(port=self.primary_port(), socket_timeout=2)
+
+    def kill_primary(self) -> RedisServer:
+        """Kill whichever server is primary now; the one killed, to restart later."""
+        port = self.primary_port()
+        dead = self.primary if self.primary.port == port else self.replica
+        dead.stop()
+        return dead
+
+    def wait_for_new_primary(self, old_port: int, timeout: float = 30.0) -> int:
+        """The promoted replica's port, once every sentinel agrees on it and it writes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                ports = set()
+                for port in self.ports:
+                    with redis.Redis(port=port, socket_timeout=1) as client:
+                        ports.add(int(client.sentinel_get_master_addr_by_name(self.service)[1]))
+                if len(ports) == 1 and old_port not in ports:
+                    new = ports.pop()
+                    with redis.Redis(port=new, socket_timeout=1) as client:
+                        if client.info("replication").get("role") == "master":
+                            return new
+            except (redis.RedisError, OSError, TypeError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"no new primary within {timeout} s")
+
+    def close(self) -> None:
+        for process in self._sentinels:
+            process.kill()
+            process.wait(timeout=5)
+        self._sentinels = []
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.replica.close()
+        self.primary.close()
+
+
+def _wait_long(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
+    """As `_wait`, for what takes Redis a few of its own cycles (sentinels find each other
+    through hello messages every 2 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}")
+        try:
+            if ready():
+                return
+        except (redis.RedisError, OSError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} not ready within 30 s")
+
+
+class DurableCluster(RedisClusterServers):
+    """Three masters that keep their data across a restart (append-only file, fsync on
+    every write), as a node restarted for an upgrade does; `restart(i)` restarts one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        for server in self.servers:
+            server.extra = (*server.extra, "--appendonly", "yes", "--appendfsync", "always")
+
+    def restart(self, index: int) -> None:
+        server = self.servers[index]
+        server.stop()
+        server.start()  # same port, same folder: nodes.conf and the AOF bring it back
+        assert server._process is not None
+        _wait(partial(_cluster_ok, server), "the cluster after a restart", server._process)
+
+    def node_of(self, key: str) -> int:
+        """The index of the master that holds `key`."""
+        with self.servers[0].client() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if start <= slot <= end:
+                    port = int(master[1])
+                    return next(i for i, s in enumerate(self.servers) if s.port == port)
+        raise LookupError(key)
+
+
+@pytest.fixture
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A primary, a replica and three sentinels of the test's own (it fails them over)."""
+    group = SentinelGroup()
+    try:
+        yield group.start()
+    finally:
+        group.close()
+
+
+@pytest.fixture
+def durable_cluster() -> Iterator[DurableCluster]:
+    """A three-master cluster of the test's own, whose nodes survive a restart."""
+    cluster = DurableCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # the checks pull in httpx, redis and rich: loaded when doctor runs
+    from rich.table import Table
 
-from gateway.config import ConfigError
-from gateway.config_cli import config_path, report_problems, report_warnings, validated
-from gateway.doctor.checks import Row, check_all
+    from gateway.doctor.checks import Row
 
 _STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
 
@@ -30,6 +28,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from rich.console import Console
+
+    from gateway.config import ConfigError
+    from gateway.config_cli import config_path, report_problems, report_warnings, validated
+    from gateway.doctor.checks import check_all
+
     path = config_path(args.config)
     try:
         config = validated(path)
@@ -48,6 +54,8 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _table(rows: list[Row]) -> Table:
+    from rich.table import Table
+
     table = Table(title="switchboard doctor")
     for column in ("what", "check", "result", "detail"):
         table.add_column(column, overflow="fold")

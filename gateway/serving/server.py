@@ -9,6 +9,7 @@ and the connection pools closed (see `gateway.app`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -16,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Generator
 from types import FrameType
 
 import uvicorn
@@ -47,6 +49,14 @@ class DrainingServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         DRAIN.begin()
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            # uvicorn raises the stop signal again once it has shut down, so the process
+            # dies of it; a drain that finished is a clean exit: status 0
+            self._captured_signals.clear()
 
 
 def run_worker(
