@@ -29,7 +29,7 @@ def test_every_section_and_field_of_the_config_is_in_it() -> None:
         "## `providers.<name>` with `kind: bedrock`",
     ):
         assert heading in text
-    assert "| `max_request_bytes` | integer (≥ 1024) | `20000000` | A larger request body" in text
+    assert "| `max_request_bytes` | integer (≥ 1024) | `20000000` | Larger bodies get 413" in text
     assert '| `auth` | `"none"` or [AuthConfig](#struct-authconfig) | required |' in text
     # a field without Meta(description=...) takes its line's trailing comment
     assert (
