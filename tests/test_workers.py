@@ -83,7 +83,12 @@ def serve(tmp_path: Path, *args: str) -> Served:
         except httpx.TransportError:
             return False
 
-    wait_until(up, timeout=90)  # three interpreters importing on a busy machine
+    try:
+        wait_until(up, timeout=90)  # three interpreters importing on a busy machine
+    except BaseException:
+        process.kill()  # the supervisor; its workers follow within a second
+        process.wait(10)
+        raise
     return served
 
 
