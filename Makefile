@@ -77,6 +77,10 @@ bench-baseline: env  ## rewrite bench/baseline.json on purpose (docs/performance
 bench-endpoints: env  ## what the gateway adds to embeddings and legacy completions, beside chat (~3 min)
 	timeout --foreground --kill-after=15 900 $(VENV)/bin/python bench/endpoints.py
 
+.PHONY: bench-capacity
+bench-capacity: env  ## req/s per worker at 1 and 2 workers, and their cost to Redis (~2 min)
+	$(VENV)/bin/python bench/capacity.py
+
 .PHONY: bench-routing
 bench-routing: env  ## microseconds per routing decision, 3 to 300 deployments (~10 s)
 	$(VENV)/bin/python bench/routing_decision.py $(ARGS)
