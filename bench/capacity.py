@@ -12,12 +12,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import redis
+
+from routing.config import MetricsConfig
+from routing.stats import Outcome
+from routing.store.fields import Accumulator, oldest_bucket
+from routing.store.redis_store import _RECORD_SHA, RECORD_SCRIPT, RedisStore
 
 BENCH = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("bench_run", BENCH / "run.py")
@@ -91,6 +98,75 @@ def measure(tmp: Path, ports: dict[str, int], store: str, workers: int) -> list[
     return rows
 
 
+def shard_ceiling(store: str) -> dict[str, float]:
+    """What one Redis (one core) does per second of the two commands the metrics store
+    sends: the record script (one per deployment with news, every flush) and HGETALL
+    (two per tracked deployment, every refresh), with a realistic delta, 50 clients,
+    16 commands pipelined (as a flush or refresh sends them)."""
+    config = MetricsConfig()
+    accumulator = Accumulator(config)
+    now = time.time()
+    for i in range(20):  # a flush's worth of answers, to one deployment
+        accumulator.add(
+            Outcome(
+                deployment="p/m",
+                at=now,
+                ok=True,
+                latency=0.4 + i / 100,
+                ttft=0.1,
+                completion_tokens=40,
+                generation=0.3,
+            )
+        )
+    delta = accumulator.drain()["p/m"]
+    redis_store = RedisStore(store, config)
+    window, state = redis_store.keys_of("p/m")
+    with redis.Redis.from_url(store) as client:
+        client.script_load(RECORD_SCRIPT)
+        record = [
+            "EVALSHA",
+            _RECORD_SHA,
+            "2",
+            window,
+            state,
+            str(oldest_bucket(now, config)),
+            repr(now),
+            str(int(config.window * 3000)),
+            msgspec.json.encode(delta).decode(),
+            "bench-replica",
+            "3",
+        ]
+        client.execute_command(*record)
+    port = store.removeprefix("redis://").split("/")[0].split(":")[1]
+    rates = {}
+    for name, command in (("record_script", record), ("hgetall", ["HGETALL", window])):
+        out = subprocess.run(
+            [
+                "taskset",
+                "-c",
+                run.LOAD_CPU,
+                "redis-benchmark",
+                "-p",
+                port,
+                "-n",
+                "200000",
+                "-c",
+                "50",
+                "-P",
+                "16",
+                "-q",
+                *command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        ).stdout
+        rates[name] = float(
+            out.rsplit(":", 1)[1].split()[0]
+        )  # "...: 123456.79 requests per second"
+    return rates
+
+
 def main() -> None:
     load_before = [round(x, 2) for x in os.getloadavg()]
     names = ("instant-json", "instant-sse", "realistic-json", "realistic-sse")
@@ -101,6 +177,7 @@ def main() -> None:
             run.start_nginx(tmp, ports)
             store = run.start_redis(tmp)
             rows = measure(tmp, ports, store, 1) + measure(tmp, ports, store, 2)
+            ceiling = shard_ceiling(store)
         finally:
             for process in reversed(run.PROCS):
                 run.stop(process)
@@ -114,6 +191,7 @@ def main() -> None:
             "seconds": SECONDS,
         },
         "rows": rows,
+        "redis_shard_commands_per_s": ceiling,
     }
     results = BENCH / "results"
     results.mkdir(exist_ok=True)
