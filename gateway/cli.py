@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from importlib import metadata
 
-from gateway import config_cli, loadgen_cli, prices_cli, simulate_cli
+from gateway import config_cli, keys_cli, loadgen_cli, prices_cli, simulate_cli
 from gateway.doctor.command import register as register_doctor
 from gateway.serving.command import register as register_serve
 
