@@ -53,6 +53,10 @@ test: env  ## everything CI runs: lint, types, then the test suite
 fuzz: env  ## 10,000 generated bad inputs per group: chat, admin keys, usage (not in make test)
 	SWITCHBOARD_FUZZ_EXAMPLES=10000 $(VENV)/bin/pytest -q -m fuzz tests/test_fuzz.py --timeout 3600
 
+.PHONY: test-container
+test-container: env  ## build deploy/Dockerfile and run two replicas of it with podman (minutes)
+	$(VENV)/bin/pytest -q -m container --timeout 3600
+
 lint: env
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .

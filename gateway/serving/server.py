@@ -26,7 +26,7 @@ from gateway.serving.drain import DRAIN
 
 APP_FACTORY = "gateway.asgi:app_from_environment"
 ORPHAN_CHECK_SECONDS = 1.0
-LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
+LOG_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s %(message)s"
 
 
 def uvicorn_config(log_level: str, drain_timeout: float) -> uvicorn.Config:
