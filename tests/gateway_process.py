@@ -48,10 +48,6 @@ class GatewayProcess:
         self.stop()
         raise RuntimeError(f"the gateway did not start: {self._log.read_text()}")
 
-    @property
-    def log(self) -> str:
-        return self._log.read_text()
-
     def terminate(self) -> None:
         """SIGTERM, as a process manager stops it; `wait()` for the exit status."""
         assert self._process is not None

@@ -72,7 +72,7 @@ async def test_sigterm_lets_100_streams_finish_and_flushes_their_outcomes(
             code = await asyncio.to_thread(gateway.wait, 60)
         finally:
             gateway.stop()
-        assert code == 0, gateway.log
+        assert code == 0, gateway.log.read_text()
         for events in results:
             assert events[-1] == "[DONE]"
             closing = json.loads(events[-2])
@@ -95,7 +95,7 @@ async def test_sigterm_lets_100_streams_finish_and_flushes_their_outcomes(
             assert store.snapshot().stats[deployment].errors == 0
         finally:
             await store.aclose()
-        assert "Traceback" not in gateway.log
+        assert "Traceback" not in gateway.log.read_text()
 
 
 async def _refused(url: str) -> None:
