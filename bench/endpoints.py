@@ -1,10 +1,17 @@
 """`make bench-endpoints`: what the gateway adds to each OpenAI endpoint it serves, beside
 Chat Completions, on the same upstream (instant nginx answers, gateway pinned to core 0).
 
-For chat, embeddings and legacy completions (and the two streaming ones) it measures the
-upstream directly and through the gateway, interleaved in rounds (the best of each kept),
-and reports the latency the gateway adds (p50 through it minus p50 direct) and its CPU
-time per request, each also as a ratio to chat's: the issue's bar is within 10 %.
+For chat, embeddings, legacy completions, the Responses API and the Messages API (each
+also streamed but embeddings) it measures the upstream directly and through the gateway,
+interleaved in rounds (the best of each kept), and reports the latency the gateway adds
+(p50 through it minus p50 direct) and its CPU time per request, each also as a ratio to
+chat's: the issue's bar is within 10 %.
+
+Responses and Messages are measured twice: native (the upstream speaks the API: an
+OpenAI deployment with a Responses API, an Anthropic one) and translated onto the chat
+path (the same OpenAI-compatible upstream chat uses). "Direct" is the upstream called in
+the API it serves: `/v1/responses` or `/v1/messages` natively, `/v1/chat/completions`
+for a translated request, so "added" is what the gateway adds either way.
 
 Environment: BENCH_WARMUP / BENCH_DURATION (seconds, default 2 / 5), BENCH_ROUNDS
 (default 3), BENCH_CONCURRENCY (default "1 64"), SWITCHBOARD (gateway executable).
@@ -20,8 +27,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from endpoint_answers import MESSAGE_BODY, RESPONSE_BODY, message_events, response_events
 from procs import (
     BENCH,
     GW_CPU,
@@ -45,14 +53,70 @@ DURATION = int(os.environ.get("BENCH_DURATION", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 CONCURRENCY = [int(c) for c in os.environ.get("BENCH_CONCURRENCY", "1 64").split()]
 SWITCHBOARD = os.environ.get("SWITCHBOARD", str(ROOT / ".venv/bin/switchboard"))
-# (kind, path, upstream: json | sse)
+CHAT, RESPONSES, MESSAGES = "/v1/chat/completions", "/v1/responses", "/v1/messages"
+
+
+class Endpoint(NamedTuple):
+    kind: str  # the row's name
+    path: str  # on the gateway
+    upstream: str  # json | sse: which nginx server block answers
+    provider: str  # openai (chat-compatible) | responses (native Responses) | anthropic
+    direct: str  # the upstream's own path for the same request
+
+
 ENDPOINTS = [
-    ("chat", "/v1/chat/completions", "json"),
-    ("embeddings", "/v1/embeddings", "json"),
-    ("completions", "/v1/completions", "json"),
-    ("chat-stream", "/v1/chat/completions", "sse"),
-    ("completions-stream", "/v1/completions", "sse"),
+    Endpoint("chat", CHAT, "json", "openai", CHAT),
+    Endpoint("embeddings", "/v1/embeddings", "json", "openai", "/v1/embeddings"),
+    Endpoint("completions", "/v1/completions", "json", "openai", "/v1/completions"),
+    Endpoint("responses", RESPONSES, "json", "openai", CHAT),
+    Endpoint("responses-native", RESPONSES, "json", "responses", RESPONSES),
+    Endpoint("messages", MESSAGES, "json", "openai", CHAT),
+    Endpoint("messages-native", MESSAGES, "json", "anthropic", MESSAGES),
+    Endpoint("chat-stream", CHAT, "sse", "openai", CHAT),
+    Endpoint("completions-stream", "/v1/completions", "sse", "openai", "/v1/completions"),
+    Endpoint("responses-stream", RESPONSES, "sse", "openai", CHAT),
+    Endpoint("responses-native-stream", RESPONSES, "sse", "responses", RESPONSES),
+    Endpoint("messages-stream", MESSAGES, "sse", "openai", CHAT),
+    Endpoint("messages-native-stream", MESSAGES, "sse", "anthropic", MESSAGES),
 ]
+SYSTEM, PROMPT = "You are a terse assistant.", "Say hello in five words."
+CHAT_BODY = {
+    "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}],
+    "max_tokens": 32,
+}
+# each API's typical request with the same prompt (the openai SDK asks embeddings in
+# base64, its default)
+BODIES: dict[str, dict[str, Any]] = {
+    CHAT: CHAT_BODY,
+    "/v1/embeddings": {
+        "input": ["The food was delicious and the waiter was friendly."],
+        "encoding_format": "base64",
+    },
+    "/v1/completions": {"prompt": PROMPT, "max_tokens": 32},
+    RESPONSES: {"instructions": SYSTEM, "input": PROMPT, "max_output_tokens": 32},
+    MESSAGES: {
+        "system": SYSTEM,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": 32,
+    },
+}
+
+
+def model_of(endpoint: Endpoint) -> str:
+    name = f"bench-{endpoint.upstream}"
+    return name if endpoint.provider == "openai" else f"{name}-{endpoint.provider}"
+
+
+def request_body(endpoint: Endpoint, *, direct: bool = False) -> str:
+    """The body a client sends the gateway; `direct`: the upstream's own request for it
+    (for a translated endpoint, the chat request)."""
+    path = endpoint.direct if direct else endpoint.path
+    body = dict(BODIES[path])
+    if endpoint.upstream == "sse":
+        body["stream"] = True
+    return json.dumps({"model": "upstream-model" if direct else model_of(endpoint), **body})
+
+
 BASELINE = {"json": "chat", "sse": "chat-stream"}
 
 # --- fixed answers (no ' or $: they are pasted into nginx strings) ---------------------
@@ -112,13 +176,20 @@ def nginx_conf(tmp: Path, ports: dict[str, int]) -> str:
         "/v1/chat/completions": JSON_BODY,
         "/v1/embeddings": EMBEDDING_BODY,
         "/v1/completions": TEXT_BODY,
+        RESPONSES: RESPONSE_BODY,
+        MESSAGES: MESSAGE_BODY,
     }
     json_server = "".join(
         f"location = {path} {{ default_type application/json; echo_read_request_body;\n"
         f"{_echo(body)}}}\n"
         for path, body in json_locations.items()
     )
-    sse_locations = {"/v1/chat/completions": sse_events(), "/v1/completions": text_events()}
+    sse_locations = {
+        CHAT: sse_events(),
+        "/v1/completions": text_events(),
+        RESPONSES: response_events(),
+        MESSAGES: message_events(),
+    }
     sse_server = "".join(
         f"location = {path} {{ default_type text/event-stream; echo_read_request_body;\n"
         + "".join(f"echo -n '{e}';\n" for e in events)
@@ -147,21 +218,26 @@ http {{
 
 
 def gateway_conf(ports: dict[str, int]) -> str:
-    providers = "".join(
-        f'  {name}: {{kind: openai, base_url: "http://127.0.0.1:{port}/v1", api_key: bench}}\n'
-        for name, port in ports.items()
-    )
-    models = "".join(
-        f"  bench-{name}: {{deployments: [{{provider: {name}, model: upstream-model, "
-        "input_per_mtok: 1.0, output_per_mtok: 2.0}]}\n"
-        for name in ports
-    )
+    providers, models = "", ""
+    for name, port in ports.items():
+        root = f"http://127.0.0.1:{port}"
+        providers += (
+            f"  {name}: {{kind: openai, base_url: {root}/v1, api_key: bench}}\n"
+            f"  {name}-responses: {{kind: openai, base_url: {root}/v1, api_key: bench, "
+            "responses_api: true}\n"
+            f"  {name}-anthropic: {{kind: anthropic, base_url: {root}, api_key: bench}}\n"
+        )
+        for provider in (name, f"{name}-responses", f"{name}-anthropic"):
+            models += (
+                f"  bench-{provider}: {{deployments: [{{provider: {provider}, "
+                "model: upstream-model, input_per_mtok: 1.0, output_per_mtok: 2.0}]}\n"
+            )
     return f"store: memory://\nauth: none\nproviders:\n{providers}models:\n{models}"
 
 
-def wrk(url: str, kind: str, model: str, concurrency: int, seconds: int) -> dict[str, Any]:
+def wrk(url: str, body: str, concurrency: int, seconds: int) -> dict[str, Any]:
     cmd = ["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s"]
-    cmd += ["-s", str(BENCH / "endpoint.lua"), url, "--", kind, model]
+    cmd += ["-s", str(BENCH / "endpoint.lua"), url, "--", body]
     out = subprocess.run(
         pinned(LOAD_CPU, cmd),
         capture_output=True,
@@ -175,14 +251,14 @@ def wrk(url: str, kind: str, model: str, concurrency: int, seconds: int) -> dict
     sys.exit(f"wrk failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
 
 
-def measure(url: str, kind: str, model: str, concurrency: int, pid: int | None) -> dict[str, float]:
-    wrk(url, kind, model, concurrency, WARMUP)
+def measure(url: str, body: str, concurrency: int, pid: int | None) -> dict[str, float]:
+    wrk(url, body, concurrency, WARMUP)
     before = cpu_ticks(pid) if pid else 0
-    r = wrk(url, kind, model, concurrency, DURATION)
+    r = wrk(url, body, concurrency, DURATION)
     spent = (cpu_ticks(pid) - before) if pid else 0
     n = max(r["requests"], 1)
     if r["non_2xx"] or r["errors"]:
-        sys.exit(f"{kind} at {url}: {r['non_2xx']} non-2xx, {r['errors']} errors")
+        sys.exit(f"{url}: {r['non_2xx']} non-2xx, {r['errors']} errors")
     return {
         "p50_ms": r["p50_us"] / 1000,
         "rps": n / (r["duration_us"] / 1e6),
@@ -217,13 +293,15 @@ def run(ports: dict[str, int], gw_port: int, gw_pid: int) -> list[dict[str, Any]
     best: dict[tuple[str, int, str], dict[str, float]] = {}
     for _ in range(ROUNDS):
         for concurrency in CONCURRENCY:
-            for kind, path, upstream in ENDPOINTS:
+            for endpoint in ENDPOINTS:
+                upstream = f"http://127.0.0.1:{ports[endpoint.upstream]}"
                 for target, url, pid in (
-                    ("direct", f"http://127.0.0.1:{ports[upstream]}{path}", None),
-                    ("gateway", f"http://127.0.0.1:{gw_port}{path}", gw_pid),
+                    ("direct", f"{upstream}{endpoint.direct}", None),
+                    ("gateway", f"http://127.0.0.1:{gw_port}{endpoint.path}", gw_pid),
                 ):
-                    row = measure(url, kind, f"bench-{upstream}", concurrency, pid)
-                    key = (kind, concurrency, target)
+                    body = request_body(endpoint, direct=target == "direct")
+                    row = measure(url, body, concurrency, pid)
+                    key = (endpoint.kind, concurrency, target)
                     old = best.get(key)
                     if old is None or row["p50_ms"] < old["p50_ms"]:
                         cpu = min(row["cpu_us"], old["cpu_us"]) if old else row["cpu_us"]
@@ -232,19 +310,19 @@ def run(ports: dict[str, int], gw_port: int, gw_pid: int) -> list[dict[str, Any]
                         old["cpu_us"] = min(old["cpu_us"], row["cpu_us"])
     rows = []
     for concurrency in CONCURRENCY:
-        for kind, _, upstream in ENDPOINTS:
+        for endpoint in ENDPOINTS:
             direct, gateway = (
-                best[(kind, concurrency, "direct")],
-                best[(kind, concurrency, "gateway")],
+                best[(endpoint.kind, concurrency, "direct")],
+                best[(endpoint.kind, concurrency, "gateway")],
             )
             rows.append(
                 {
-                    "endpoint": kind,
+                    "endpoint": endpoint.kind,
                     "concurrency": concurrency,
                     "added_p50_ms": round(gateway["p50_ms"] - direct["p50_ms"], 3),
                     "gateway_rps": round(gateway["rps"], 1),
                     "cpu_us_per_req": round(gateway["cpu_us"], 1),
-                    "baseline": BASELINE[upstream],
+                    "baseline": BASELINE[endpoint.upstream],
                 }
             )
     by_key = {(r["endpoint"], r["concurrency"]): r for r in rows}
@@ -257,13 +335,13 @@ def run(ports: dict[str, int], gw_port: int, gw_pid: int) -> list[dict[str, Any]
 
 def report(rows: list[dict[str, Any]]) -> None:
     head = (
-        f"{'endpoint':<20} {'c':>3} {'added p50 ms':>12} {'vs chat':>8} "
+        f"{'endpoint':<24} {'c':>3} {'added p50 ms':>12} {'vs chat':>8} "
         f"{'CPU µs/req':>10} {'vs chat':>8} {'req/s':>8}"
     )
     print("\n" + head + "\n" + "-" * len(head))
     for r in rows:
         print(
-            f"{r['endpoint']:<20} {r['concurrency']:>3} {r['added_p50_ms']:>12.3f} "
+            f"{r['endpoint']:<24} {r['concurrency']:>3} {r['added_p50_ms']:>12.3f} "
             f"{r['added_p50_vs_chat']:>8.2f} {r['cpu_us_per_req']:>10.0f} "
             f"{r['cpu_vs_chat']:>8.2f} {r['gateway_rps']:>8.0f}"
         )
