@@ -99,6 +99,11 @@ def responses_config(up: Upstreams) -> dict[str, Any]:
         },
         "models": {
             "translated": {"deployments": [deployment("chat", "upstream-model-id")]},
+            "reasoner": {
+                "deployments": [
+                    {**deployment("chat", "o4-mini-like"), "capabilities": {"reasoning": True}}
+                ]
+            },
             "native": {"deployments": [deployment("native", NATIVE_MODEL)]},
             "azure": {"deployments": [deployment("azure", "gpt4o-prod")]},
             "claude": {"deployments": [deployment("anthropic", "claude-sonnet-4-20250514")]},
@@ -343,6 +348,144 @@ def test_function_call_round_trip_with_the_items_sent_back(
     messages = up.chat.last_request.json["messages"]
     assert messages[1] == {"role": "assistant", "content": None, "tool_calls": [call]}
     assert messages[2] == {"role": "tool", "content": "-2 C", "tool_call_id": "call_1"}
+
+
+PNG = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4"
+    "DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
+)
+PDF = "data:application/pdf;base64,JVBERi0xLjQKJcOkw7zDtsOfCg=="
+
+
+def test_every_input_kind_and_setting_reaches_a_translated_upstream(
+    client: openai.OpenAI, up: Upstreams
+) -> None:
+    """Items of each kind (messages with images and files, a call and its output),
+    instructions, tools with a named tool_choice, a JSON schema, reasoning effort,
+    max_output_tokens and metadata, through the SDK onto a chat upstream."""
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+        "additionalProperties": False,
+    }
+    response = client.responses.create(
+        model="reasoner",
+        instructions="Answer in JSON.",
+        input=[
+            {"role": "developer", "content": "Prefer metric units."},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Where is this, and what is in the file?"},
+                    {"type": "input_image", "image_url": PNG, "detail": "low"},
+                    {"type": "input_file", "filename": "a.pdf", "file_data": PDF},
+                ],
+            },
+            {
+                "type": "function_call",
+                "call_id": "call_9",
+                "name": "get_weather",
+                "arguments": '{"city":"Paris"}',
+            },
+            {"type": "function_call_output", "call_id": "call_9", "output": "18 C"},
+        ],
+        tools=[WEATHER_TOOL],
+        tool_choice={"type": "function", "name": "get_weather"},
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
+        reasoning={"effort": "high"},
+        max_output_tokens=400,
+        metadata={"run": "r-1"},
+    )
+    assert response.output_text == DEFAULT_TEXT and response.metadata == {"run": "r-1"}
+    assert response.text.format is not None and response.text.format.type == "json_schema"
+    assert response.reasoning is not None and response.reasoning.effort == "high"
+    assert response.max_output_tokens == 400
+    assert response.instructions == "Answer in JSON."
+    sent = up.chat.last_request.json
+    assert sent["messages"] == [
+        {"role": "system", "content": "Answer in JSON."},
+        {"role": "system", "content": "Prefer metric units."},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Where is this, and what is in the file?"},
+                {"type": "image_url", "image_url": {"url": PNG, "detail": "low"}},
+                {"type": "file", "file": {"filename": "a.pdf", "file_data": PDF}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_9",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'},
+                }
+            ],
+        },
+        {"role": "tool", "content": "18 C", "tool_call_id": "call_9"},
+    ]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "place", "schema": schema, "strict": True},
+    }
+    assert sent["reasoning_effort"] == "high"
+    assert sent["max_completion_tokens"] == 400
+    assert "metadata" not in sent  # kept by the gateway, echoed above
+
+
+def test_a_streamed_function_call_is_typed_events_in_order(
+    client: openai.OpenAI, up: Upstreams
+) -> None:
+    """Text then a call, streamed: each item's events between its added and done, the
+    arguments as deltas, sequence numbers 0, 1, 2, ... (as OpenAI's streaming events
+    reference lists them)."""
+    call = {"index": 0, "id": "call_7", "type": "function"}
+    up.chat.enqueue(
+        SSEReply(
+            chunks=[
+                chunk(role="assistant", content=""),
+                chunk(content="Checking."),
+                chunk(tool_calls=[{**call, "function": {"name": "get_weather", "arguments": ""}}]),
+                chunk(tool_calls=[{"index": 0, "function": {"arguments": '{"city":'}}]),
+                chunk(tool_calls=[{"index": 0, "function": {"arguments": '"Rome"}'}}]),
+                chunk(finish_reason="tool_calls"),
+                usage_chunk(make_usage()),
+            ]
+        )
+    )
+    with client.responses.stream(
+        model="translated", input="Weather in Rome?", tools=[WEATHER_TOOL]
+    ) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert [e.type for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert deltas == ['{"city":', '"Rome"}']
+    message, function_call = final.output
+    assert message.type == "message" and function_call.type == "function_call"
+    assert (function_call.call_id, function_call.arguments) == ("call_7", '{"city":"Rome"}')
+    assert events[8].output_index == events[-2].output_index == 1
+    assert metadata_of(events[-1].response)["provider"] == "chat"
 
 
 def test_a_response_not_stored_cannot_be_continued(client: openai.OpenAI, up: Upstreams) -> None:
