@@ -16,9 +16,11 @@ import pytest
 
 from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import (
+    ComputedReply,
     ErrorReply,
     JSONReply,
     MockUpstream,
+    RecordedRequest,
     embedding_vector,
 )
 from tests.routing_setup import FAST_METRICS
@@ -33,7 +35,8 @@ def floats(encoded: str) -> list[float]:
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[dict[str, MockUpstream]]:
-    servers = {name: MockUpstream().start() for name in ("cheap", "dear", "google", "claude")}
+    names = ("cheap", "dear", "google", "claude", "aws")
+    servers = {name: MockUpstream().start() for name in names}
     yield servers
     for server in servers.values():
         server.stop()
@@ -72,6 +75,13 @@ def gateway(upstreams: dict[str, MockUpstream]) -> Iterator[GatewayServer]:
                 "api_key": "sk-ant-secret",
             },
             "sim": {"kind": "simulated", "embedding_dimensions": 16},
+            "aws": {
+                "kind": "bedrock",
+                "base_url": f"http://127.0.0.1:{upstreams['aws'].port}",
+                "region": "us-east-1",
+                "access_key_id": "AKIDEXAMPLE",
+                "secret_access_key": "bedrock-secret-key",
+            },
         },
         "models": {
             "embed-small": {
@@ -91,6 +101,8 @@ def gateway(upstreams: dict[str, MockUpstream]) -> Iterator[GatewayServer]:
             },
             "claude": {"deployments": [deployment("claude", "claude-sonnet-4-20250514", 3.0)]},
             "sim-embed": {"deployments": [deployment("sim", "sim-embed-1", 0.01)]},
+            "titan": {"deployments": [deployment("aws", "amazon.titan-embed-text-v2:0", 0.02)]},
+            "cohere": {"deployments": [deployment("aws", "cohere.embed-english-v3", 0.1)]},
         },
         "routing": {
             "strategy": "cost",
@@ -302,3 +314,52 @@ def test_the_simulated_provider_embeds_deterministically_at_the_size_asked(
     assert cosine(red, green) > cosine(red, car)  # shared words point the same way
     sized = sdk.embeddings.create(model="sim-embed", input="red apple", dimensions=64)
     assert len(sized.data[0].embedding) == 64
+
+
+def test_bedrock_titan_answers_the_sdks_base64_request(
+    gateway: GatewayServer, up: dict[str, MockUpstream]
+) -> None:
+    """Titan embeds one text a call: two inputs are two InvokeModel calls; the floats
+    come back as the base64 the SDK asked for (by default) and decodes."""
+
+    def titan(request: RecordedRequest) -> JSONReply:
+        vector = [0.5, -0.25] if request.json["inputText"] == "first" else [1.0, 0.0]
+        return JSONReply({"embedding": vector, "inputTextTokenCount": 3})
+
+    up["aws"].set_default(ComputedReply(titan))
+    raw = gateway.sdk().embeddings.with_raw_response.create(
+        model="titan", input=["first", "second"], dimensions=256
+    )
+    answer = raw.parse()
+    assert [d.embedding for d in answer.data] == [[0.5, -0.25], [1.0, 0.0]]
+    assert sorted(r.json["inputText"] for r in up["aws"].requests) == ["first", "second"]
+    sent = up["aws"].requests[0]
+    assert sent.path == "/model/amazon.titan-embed-text-v2:0/invoke"
+    assert sent.json["dimensions"] == 256
+    assert sent.headers["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert answer.usage.prompt_tokens == 6
+    metadata = metadata_of(answer)
+    assert metadata["provider"] == "aws" and metadata["cost"]["estimated"] is False
+    assert metadata["cost"]["usd"] == pytest.approx(6 * 0.02 / 1e6)
+    assert raw.http_response.headers["x-switchboard-model"] == "amazon.titan-embed-text-v2:0"
+
+
+def test_bedrock_cohere_answers_floats_and_base64(
+    gateway: GatewayServer, up: dict[str, MockUpstream]
+) -> None:
+    reply = JSONReply(
+        {"embeddings": [[0.5, -0.25, 0.125]], "id": "e-1", "response_type": "embeddings_floats"},
+        headers={"X-Amzn-Bedrock-Input-Token-Count": "4"},
+    )
+    up["aws"].enqueue(reply, reply)
+    client = gateway.sdk()
+    as_base64 = client.embeddings.create(model="cohere", input="which river is longest?")
+    as_floats = client.embeddings.create(
+        model="cohere", input="which river is longest?", encoding_format="float"
+    )
+    assert as_base64.data[0].embedding == as_floats.data[0].embedding == [0.5, -0.25, 0.125]
+    sent = up["aws"].last_request
+    assert sent.path == "/model/cohere.embed-english-v3/invoke"
+    assert sent.json == {"texts": ["which river is longest?"], "input_type": "search_document"}
+    assert as_floats.usage.prompt_tokens == 4
+    assert metadata_of(as_floats)["cost"]["usd"] == pytest.approx(4 * 0.1 / 1e6)
