@@ -47,13 +47,17 @@ def openai_usage(usage: AnthropicUsage) -> Usage:
     )
 
 
+# once: msgspec.structs.fields() resolves the annotations on every call (~0.4 ms a stream)
+_USAGE_FIELDS: tuple[str, ...] = AnthropicUsage.__struct_fields__
+
+
 def merge_usage(into: AnthropicUsage, update: AnthropicUsage) -> None:
     """A stream's usage so far, updated: `message_delta` counts are cumulative, so a
     count it carries replaces the earlier one."""
-    for field in msgspec.structs.fields(AnthropicUsage):
-        value = getattr(update, field.name)
+    for name in _USAGE_FIELDS:
+        value = getattr(update, name)
         if value is not None:
-            setattr(into, field.name, value)
+            setattr(into, name, value)
 
 
 def tool_arguments(tool_input: Raw) -> str:
