@@ -14,10 +14,16 @@ import msgspec
 import pytest
 
 from gateway.ingress.responses.decoding import decode_responses_body
-from gateway.ingress.responses.events import StreamTranslator
+from gateway.ingress.responses.events import (
+    StreamTranslator,
+    text_delta_frame,
+    text_delta_middle,
+)
+from gateway.ingress.responses.events import frame as event_frame
 from gateway.ingress.responses.from_chat import Echo, response_from_chat
 from gateway.ingress.responses.native import forwarded_fields
 from gateway.ingress.responses.to_chat import translate
+from gateway.ingress.responses.wire import TextDeltaEvent
 from providers.base import StreamChunk
 from providers.errors import (
     InvalidRequest,
@@ -248,6 +254,14 @@ def test_a_chunk_that_makes_several_events_sends_them_together() -> None:
         StreamChunk(data=b'{"choices":[{"delta":{"content":"!"}}]}', more_buffered=True)
     )
     assert [c.more_buffered for c in burst] == [True]
+
+
+@pytest.mark.parametrize("text", ["Hi", "", 'a "quoted"\nline \\ é 😀', "\u2028</script>"])
+def test_a_text_delta_framed_directly_is_the_events_own_encoding(text: str) -> None:
+    event = TextDeltaEvent(
+        sequence_number=17, item_id='msg_ab"c', output_index=2, content_index=1, delta=text
+    )
+    assert text_delta_frame(17, text_delta_middle('msg_ab"c', 2, 1), text) == event_frame(event)
 
 
 # --------------------------------------------------------------------------- native bodies
