@@ -78,8 +78,12 @@ bench-baseline: env  ## rewrite bench/baseline.json on purpose (docs/performance
 	bash bench/run.sh guard.py --update --rounds 5 $(ARGS)
 
 .PHONY: bench-endpoints
-bench-endpoints: env  ## what the gateway adds to embeddings and legacy completions, beside chat (~3 min)
-	timeout --foreground --kill-after=15 900 $(VENV)/bin/python bench/endpoints.py
+bench-endpoints: env  ## what the gateway adds to each endpoint (responses, messages, embeddings, completions) beside chat (~8 min)
+	timeout --foreground --kill-after=15 1800 $(VENV)/bin/python bench/endpoints.py
+
+.PHONY: bench-endpoints-instructions
+bench-endpoints-instructions: env  ## each endpoint's CPU instructions per request beside chat's, under callgrind (~40 min)
+	$(VENV)/bin/python bench/endpoints_callgrind.py
 
 .PHONY: bench-capacity
 bench-capacity: env  ## req/s per worker at 1 and 2 workers, and their cost to Redis (~2 min)
