@@ -11,7 +11,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
 from gateway.accounting import Accounts
-from gateway.ingress.messages.errors import anthropic_error, is_messages_path
+from gateway.ingress.messages.errors import anthropic_error, anthropic_status, is_messages_path
 from gateway.request_ids import request_id_for
 from gateway.secrets import scrub
 from providers.errors import (
@@ -58,7 +58,8 @@ def error_response(
         # a client told to slow down is told when to come back, even if upstream did not say
         retry_after = error.retry_after if isinstance(error, ProviderError) else None
         headers["retry-after"] = retry_after_header(retry_after)
-    return Response(body, status_code=error.status, media_type=JSON, headers=headers)
+    status = anthropic_status(error) if shape is anthropic_error else error.status
+    return Response(body, status_code=status, media_type=JSON, headers=headers)
 
 
 def _request_id(request: Request[Any, Any, Any]) -> str:

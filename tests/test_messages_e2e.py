@@ -646,7 +646,7 @@ def failed(error_type: str, message: str, status: int, **headers: str) -> JSONRe
         ),
         (
             failed("overloaded_error", "Overloaded", 529),
-            anthropic.InternalServerError,
+            anthropic.OverloadedError,  # a 529, as Anthropic's own
             "overloaded_error",
         ),
         (
@@ -675,6 +675,7 @@ def test_upstream_failures_reach_the_sdk_as_anthropic_errors(
         )
     body = caught.value.body
     assert isinstance(body, dict) and body["error"]["type"] == error_type
+    assert (caught.value.status_code == 529) == (error_type == "overloaded_error")
     assert PROVIDER_KEY not in caught.value.response.text
     if error_type == "rate_limit_error":
         assert caught.value.response.headers["retry-after"] == "30"

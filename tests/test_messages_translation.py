@@ -22,7 +22,7 @@ import pytest
 
 from gateway.ingress.messages.chat_stream import ChatToMessages
 from gateway.ingress.messages.decoding import decode_messages
-from gateway.ingress.messages.errors import anthropic_error_json
+from gateway.ingress.messages.errors import anthropic_error_json, anthropic_status
 from gateway.ingress.messages.from_chat import messages_answer, usage_out
 from gateway.ingress.messages.operations import native_fields
 from gateway.ingress.messages.planning import messages_needs, with_output_limit
@@ -436,3 +436,5 @@ def test_errors_take_anthropics_envelope_and_types(error: SwitchboardError, kind
         "error": {"type": kind, "message": error.message},
         "request_id": "req-9",
     }
+    # the gateway's status, but Anthropic's 529 for overload (the SDK's OverloadedError)
+    assert anthropic_status(error) == (529 if kind == "overloaded_error" else error.status)

@@ -2,7 +2,10 @@
 
 `{"type": "error", "error": {"type": …, "message": …}, "request_id": …}` with the
 error types of Anthropic's errors page, so the `anthropic` SDK raises the exception a
-client expects (it picks the class by HTTP status, which stays the gateway's). The
+client expects (it picks the class by HTTP status, which stays the gateway's but for
+`overloaded_error`: 529, as Anthropic answers it, so that the SDK raises its
+`OverloadedError` and Claude Code treats it as overload, switching to its
+`--fallback-model` after repeated ones, where a 502 is just a server error). The
 gateway's specific code (`no_candidate`, `upstream_timeout`, …) goes in the
 `x-switchboard-error-code` header: the envelope has no field for it that every SDK
 version reads as free text.
@@ -55,6 +58,11 @@ def anthropic_error_type(error: SwitchboardError) -> str:
     if kind is not None:
         return kind
     return "invalid_request_error" if 400 <= error.status < 500 else "api_error"
+
+
+def anthropic_status(error: SwitchboardError) -> int:
+    """The HTTP status of the answer: the gateway's, but Anthropic's 529 for overload."""
+    return 529 if error.code in _OVERLOADED else error.status
 
 
 def anthropic_error_json(error: SwitchboardError, request_id: str | None) -> bytes:
