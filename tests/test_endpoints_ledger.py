@@ -1,15 +1,17 @@
 """Spend from every endpoint reaches the ledger and the budgets, as chat's does: a budgeted
 key's requests on `/v1/messages`, `/v1/responses` and `/v1/embeddings` (native and
 translated, whole answers and streams) through the official `anthropic` and `openai` SDKs
-are each charged their `routing_metadata.cost` in the key's budget and in `GET /v1/usage`,
-and a key whose budget cannot take a request's worst case is refused in each API's own
-error shape before any upstream is called."""
+are each charged their `routing_metadata.cost` in the key's budget, in `GET /v1/usage`
+and in the request log, and a key whose budget cannot take a request's worst case is
+refused in each API's own error shape before any upstream is called."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -49,7 +51,19 @@ def up(upstreams: dict[str, MockUpstream]) -> dict[str, MockUpstream]:
 
 
 @pytest.fixture(scope="module")
-def gateway(upstreams: dict[str, MockUpstream]) -> Iterator[GatewayServer]:
+def request_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("ledger") / "requests.log"
+
+
+def logged(path: Path, endpoint: str, key: str) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    return [e for e in entries if e["endpoint"] == endpoint and e["key"] == key]
+
+
+@pytest.fixture(scope="module")
+def gateway(upstreams: dict[str, MockUpstream], request_log: Path) -> Iterator[GatewayServer]:
     def deployment(provider: str, model: str, price_in: float, price_out: float) -> Any:
         return {
             "provider": provider,
@@ -61,6 +75,7 @@ def gateway(upstreams: dict[str, MockUpstream]) -> Iterator[GatewayServer]:
     openai_url = upstreams["openai"].url
     config = {
         "store": "memory://",
+        "logging": {"output": str(request_log)},
         "admin": {"key_sha256": digest(ADMIN_KEY)},
         "auth": {
             "keys": [
@@ -114,8 +129,8 @@ def usage_rows(gateway: GatewayServer, key: str) -> list[dict[str, Any]]:
     return rows
 
 
-def test_every_endpoints_spend_reaches_the_budget_and_the_ledger(
-    gateway: GatewayServer, up: dict[str, MockUpstream]
+def test_every_endpoints_spend_reaches_the_budget_the_ledger_and_the_log(
+    gateway: GatewayServer, up: dict[str, MockUpstream], request_log: Path
 ) -> None:
     costs: dict[str, list[float]] = {"gpt": [], "gpt-native": [], "claude": [], "embed": []}
 
@@ -167,9 +182,21 @@ def test_every_endpoints_spend_reaches_the_budget_and_the_ledger(
     assert rows["embed"].get("completion_tokens", 0) == 0  # zeros are left out
     assert {row["key"] for row in usage_rows(gateway, ADMIN_KEY)} >= {"spender"}
 
+    # one request log line each, with the same cost, under the endpoint's name
+    counts = {"messages": 3, "responses": 3, "embeddings": 1}
+    wait_until(
+        lambda: all(len(logged(request_log, e, "spender")) == n for e, n in counts.items()), 10
+    )
+    for endpoint in counts:
+        for entry in logged(request_log, endpoint, "spender"):
+            assert entry["status"] == 200 and entry["error_code"] is None
+            assert entry["cost_usd"] in costs[entry["model"]]
+    streams = [e["stream"] for e in logged(request_log, "messages", "spender")]
+    assert sorted(streams) == [False, False, True]
+
 
 def test_a_spent_budget_is_refused_in_each_apis_shape(
-    gateway: GatewayServer, up: dict[str, MockUpstream]
+    gateway: GatewayServer, up: dict[str, MockUpstream], request_log: Path
 ) -> None:
     with (
         anthropic_sdk(gateway, TINY_KEY) as claude_sdk,
@@ -195,3 +222,8 @@ def test_a_spent_budget_is_refused_in_each_apis_shape(
         client.embeddings.create(model="embed", input=["one", "two"])
     assert embeddings_refused.value.code == "budget_exceeded"
     assert up["openai"].requests == [] and up["claude"].requests == []
+    counts = {"messages": 1, "responses": 2, "embeddings": 1}
+    wait_until(lambda: all(len(logged(request_log, e, "tiny")) == n for e, n in counts.items()), 10)
+    for endpoint in counts:
+        for entry in logged(request_log, endpoint, "tiny"):
+            assert (entry["status"], entry["error_code"]) == (429, "budget_exceeded")
