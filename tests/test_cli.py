@@ -59,32 +59,40 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def served_default() -> Iterator[str]:
+def served_default(tmp_path: Path) -> Iterator[str]:
     """`switchboard serve` with no config at all: the embedded demo, as `make run` uses."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SWITCHBOARD_CONFIG"}
-    process = subprocess.Popen(
-        [*SWITCHBOARD, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log_path = tmp_path / "serve.log"
+    # the request log goes to stdout: into a file, never an unread pipe that could fill
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [*SWITCHBOARD, "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 20
+        # a cold start imports a lot; on a loaded 2-core machine it has taken over 20 s.
+        # The wait ends as soon as the server answers, so a generous bound costs nothing.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"switchboard serve exited: {log_path.read_text()}")
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
                     break
             except httpx.TransportError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
-            raise RuntimeError("switchboard serve did not come up")
+            raise RuntimeError(f"switchboard serve did not come up: {log_path.read_text()}")
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=15)
+        process.wait(timeout=30)
 
 
 def test_serve_with_embedded_defaults_answers_the_sdk(served_default: str) -> None:

@@ -43,8 +43,9 @@ def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], floa
 
 
 def wait_for(gateway: GatewayServer, check: Callable[[Samples], bool]) -> Samples:
-    """Deployment gauges follow the store's snapshot, refreshed every 50 ms here."""
-    deadline = time.monotonic() + 3
+    """Deployment gauges follow the store's snapshot, refreshed every 50 ms here; the
+    bound is generous for a loaded machine and costs nothing once the check holds."""
+    deadline = time.monotonic() + 30
     samples = scrape(gateway)
     while not check(samples) and time.monotonic() < deadline:
         time.sleep(0.05)
