@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import msgspec
+from litestar.types import Receive, Scope, Send
 
 from gateway.accounting import RequestAccount
+from gateway.raw_response import ClientGone, encoded
 from gateway.secrets import scrub
 from providers.chat_types import ChatChunk
 from providers.errors import ProviderError, SwitchboardError
@@ -18,6 +21,7 @@ from routing.router import RoutedStream
 log = logging.getLogger("switchboard.stream")
 _encode = msgspec.json.encode
 _DONE = b"data: [DONE]\n\n"
+_EVENT_STREAM = (b"content-type", b"text/event-stream; charset=utf-8")
 
 
 def with_field(body: bytes, name: bytes, value: bytes) -> bytes:
@@ -104,53 +108,83 @@ def _closing_chunk(stream: RoutedStream) -> bytes:
     return _encode(chunk)
 
 
-def _event(data: bytes) -> bytes:
-    return b"data: " + data + b"\n\n"
-
-
-async def sse_events(
-    stream: RoutedStream,
-    account: RequestAccount | None = None,
-    *,
-    closing_chunk: Callable[[RoutedStream], bytes] = _closing_chunk,
-) -> AsyncIterator[bytes]:
-    """Chunks as the provider sent them; the last event before `[DONE]` carries usage and
-    `routing_metadata`. A failure after the first byte ends the stream with an error event.
-    `account` is closed as the stream ends, fails, or is left by the client.
+class SSEAnswer:
+    """The ASGI answer for a routed stream: chunks as the provider sent them, each sent as
+    soon as it arrived; the last event before `[DONE]` carries usage and
+    `routing_metadata`. A failure after the first byte ends the stream with an error
+    event. `account` is closed as the stream ends, fails, or is left by the client.
     `closing_chunk` makes the last event when the upstream sent no usage chunk (another
-    API's streams: a chunk of their own shape)."""
-    closing: bytes | None = None
-    pending: list[bytes] = []
-    try:
-        async for chunk in stream.chunks():
-            if chunk.usage_only:
-                closing = chunk.data  # held back: it must be the last event
-            else:
-                pending.append(_event(chunk.data))
-            if not chunk.more_buffered and pending:
-                # a burst that arrived together leaves together: one write, not twenty
-                yield b"".join(pending)
-                pending.clear()
-        metadata = stream.metadata()
-        if account is not None:
-            account.stream_ended(metadata, stream.usage)
-        pending.append(_event(with_metadata(closing or closing_chunk(stream), metadata)))
-    except SwitchboardError as exc:
-        scrub(exc)  # an upstream may have echoed the provider key it was sent
-        if account is not None:
-            account.stream_ended(stream.metadata(), stream.usage, error=exc)
-        pending.append(_event(exc.to_json()))
-    except Exception:  # the stream has begun: the client must still get a clean ending
-        log.exception("stream %s failed", stream.request_id)
-        error = ProviderError("the stream failed inside the gateway")
-        if account is not None:
-            account.stream_ended(stream.metadata(), stream.usage, error=error)
-        pending.append(_event(error.to_json()))
-    finally:
-        if account is not None and not account.finished:
-            # the client left: it is charged for what was produced until then
-            account.stream_ended(stream.metadata(), stream.usage, client_left=True)
-        # also runs when the client disconnects: closes the upstream request
-        await stream.aclose()
-    pending.append(_DONE)
-    yield b"".join(pending)
+    API's streams: a chunk of their own shape).
+
+    It sends to the server itself, with no iterator or task group between: each burst of
+    chunks that arrived together is one `send` (one write, however many chunks), the
+    last burst ends the body in the same write, and a client that leaves is noticed by
+    one waiting `receive` (`ClientGone`), which stops the upstream."""
+
+    __slots__ = ("_account", "_closing_chunk", "_headers", "_stream")
+
+    def __init__(
+        self,
+        stream: RoutedStream,
+        account: RequestAccount | None,
+        headers: dict[str, str],
+        *,
+        closing_chunk: Callable[[RoutedStream], bytes] = _closing_chunk,
+    ) -> None:
+        self._stream = stream
+        self._account = account
+        self._headers = [_EVENT_STREAM, *encoded(headers)]
+        self._closing_chunk = closing_chunk
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with ClientGone(receive) as gone:
+            try:
+                await send({"type": "http.response.start", "status": 200, "headers": self._headers})
+                last = await self._relay(send)
+                await send({"type": "http.response.body", "body": last, "more_body": False})
+            except asyncio.CancelledError:
+                if not gone.left:
+                    raise
+                # the client left: `_relay` closed the stream; nothing went wrong here
+
+    async def _relay(self, send: Send) -> bytes:
+        """Send the chunks as they arrive; returns the last burst (closing chunk, error,
+        `[DONE]`) for the write that ends the body."""
+        stream, account = self._stream, self._account
+        closing: bytes | None = None
+        pending: list[bytes] = []
+        try:
+            async for chunk in stream.chunks():
+                if chunk.usage_only:
+                    closing = chunk.data  # held back: it must be the last event
+                else:
+                    pending.append(b"data: " + chunk.data + b"\n\n")
+                if not chunk.more_buffered and pending:
+                    # a burst that arrived together leaves together: one write, not twenty
+                    body = pending[0] if len(pending) == 1 else b"".join(pending)
+                    pending.clear()
+                    await send({"type": "http.response.body", "body": body, "more_body": True})
+            metadata = stream.metadata()
+            if account is not None:
+                account.stream_ended(metadata, stream.usage)
+            closing = with_metadata(closing or self._closing_chunk(stream), metadata)
+            pending.append(b"data: " + closing + b"\n\n")
+        except SwitchboardError as exc:
+            scrub(exc)  # an upstream may have echoed the provider key it was sent
+            if account is not None:
+                account.stream_ended(stream.metadata(), stream.usage, error=exc)
+            pending.append(b"data: " + exc.to_json() + b"\n\n")
+        except Exception:  # the stream has begun: the client must still get a clean ending
+            log.exception("stream %s failed", stream.request_id)
+            error = ProviderError("the stream failed inside the gateway")
+            if account is not None:
+                account.stream_ended(stream.metadata(), stream.usage, error=error)
+            pending.append(b"data: " + error.to_json() + b"\n\n")
+        finally:
+            if account is not None and not account.finished:
+                # the client left: it is charged for what was produced until then
+                account.stream_ended(stream.metadata(), stream.usage, client_left=True)
+            # also runs when the client disconnects: closes the upstream request
+            await stream.aclose()
+        pending.append(_DONE)
+        return b"".join(pending)

@@ -75,3 +75,55 @@ class SSEDecoder:
         self._data.clear()
         self._event = b""
         return event
+
+
+class SSEData:
+    """The `data` of each complete event, read straight off the bytes: what a reader that
+    needs nothing else of an event (not its name, not its id) passes on.
+
+    The common framing, `data: <one line>` events ending in a blank line with LF line
+    ends, is split with a few C calls per read, not a Python step per line; any other
+    event (several `data:` lines, comments, other fields, no space after the colon) is
+    read line by line by the spec's rules, and a stream that uses CR line ends is handed
+    to `SSEDecoder` from its first CR on. The payloads are exactly `SSEDecoder`'s."""
+
+    __slots__ = ("_decoder", "_rest")
+
+    def __init__(self) -> None:
+        self._rest = b""  # what followed the last blank line: the start of the next event
+        self._decoder: SSEDecoder | None = None  # once a CR is seen
+
+    def feed_block(self, block: bytes) -> list[bytes]:
+        """Feed raw body bytes as they arrive; returns the data of the events they
+        complete (an event with no data is not one)."""
+        if self._decoder is not None:
+            return [event.data for event in self._decoder.feed_block(block)]
+        buffer = self._rest + block if self._rest else block
+        if b"\r" in buffer:
+            self._decoder = SSEDecoder()
+            self._rest = b""
+            return [event.data for event in self._decoder.feed_block(buffer)]
+        end = buffer.rfind(b"\n\n")
+        if end < 0:
+            self._rest = buffer
+            return []
+        self._rest = buffer[end + 2 :]
+        payloads = []
+        for event in buffer[:end].split(b"\n\n"):
+            if event[:6] == b"data: " and b"\n" not in event:
+                payloads.append(event[6:])
+            elif event:
+                data = _data_of(event)
+                if data is not None:
+                    payloads.append(data)
+        return payloads
+
+
+def _data_of(event: bytes) -> bytes | None:
+    """One event's lines by the spec (a blank line can only be its first or last: the
+    reader split events at blank lines, so at most one event has data)."""
+    decoder = SSEDecoder()
+    dispatched = None
+    for line in (*event.split(b"\n"), b""):
+        dispatched = decoder.feed(line) or dispatched
+    return None if dispatched is None else dispatched.data

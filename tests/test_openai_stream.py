@@ -154,6 +154,34 @@ async def test_reasoning_deltas_under_their_other_name_are_output() -> None:
     assert [c.has_output for c in chunks] == [False, True, True, False]
 
 
+async def test_a_legacy_function_call_delta_is_output() -> None:
+    """Servers that still stream the pre-tools `function_call` (its name, then its
+    arguments in pieces) send an object there; it is output, not a malformed chunk."""
+    chunks = await stream_of(
+        [
+            event({"role": "assistant", "content": None, "function_call": {"name": "f"}})
+            + event({"function_call": {"arguments": '{"x": 1}'}})
+            + event({"function_call": None, "content": None})
+            + event({}, "function_call")
+            + b"data: [DONE]\n\n"
+        ]
+    )
+    assert [c.has_output for c in chunks] == [True, True, False, False]
+
+
+async def test_an_event_split_over_data_lines_is_one_chunk() -> None:
+    """`data:` lines of one event are joined (SSE's rules) and sent on as one line."""
+    chunks = await stream_of(
+        [
+            b'data: {"id": "c", "choices": [{"index": 0,\ndata:  "delta": {"content": "Hi"}}]}\n\n'
+            + event({}, "stop")
+            + b"data: [DONE]\n\n"
+        ]
+    )
+    assert chunks[0].data == b'{"id": "c", "choices": [{"index": 0,  "delta": {"content": "Hi"}}]}'
+    assert [c.has_output for c in chunks] == [True, False]
+
+
 NULLISH_PRICED = Usage(
     prompt_tokens=5,
     completion_tokens=2,

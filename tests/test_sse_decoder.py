@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from providers.sse import SSEDecoder, SSEEvent
+from providers.sse import SSEData, SSEDecoder, SSEEvent
 
 
 def decode(text: bytes) -> list[SSEEvent]:
@@ -85,3 +87,69 @@ def test_a_cr_ending_a_block_dispatches_without_waiting_for_its_lf() -> None:
     assert decoder.feed_block(b"") == []
     assert decoder.feed_block(b"\ndata: y\r\n") == []
     assert decoder.feed_block(b"\r\n") == [SSEEvent(b"y")]
+
+
+# --------------------------------------------------------------------------- SSEData
+# The reader the OpenAI adapter uses: the common framing split with a few C calls, the
+# rest by the rules above. Its payloads must be exactly SSEDecoder's, however the
+# stream is framed and wherever the network cuts it.
+
+LINES = st.sampled_from(
+    [
+        b'data: {"a": 1}',
+        b'data: {"text": "two\\n\\nlines", "q": "\\"quoted\\""}',
+        b"data:no-space",
+        b"data:  two spaces",
+        b"data: [DONE]",
+        b"data:",
+        b": keep-alive",
+        b"event: message",
+        b"id: 7",
+        b"retry: 10",
+        b"",
+        b"",
+    ]
+)
+
+
+def data_of_blocks(blocks: list[bytes]) -> list[bytes]:
+    reader = SSEData()
+    return [data for block in blocks for data in reader.feed_block(block)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(LINES, max_size=24),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_sse_data_gives_the_decoders_payloads(
+    lines: list[bytes], newline: bytes, cuts: list[int]
+) -> None:
+    stream = b"".join(line + newline for line in lines)
+    points = sorted({min(cut, len(stream)) for cut in cuts})
+    blocks = [stream[i:j] for i, j in zip([0, *points], [*points, len(stream)], strict=True)]
+    expected = [event.data for event in feed_blocks(*blocks)]
+    assert data_of_blocks(blocks) == expected
+
+
+def test_sse_data_splits_a_read_of_many_events_and_keeps_the_partial_one() -> None:
+    reader = SSEData()
+    assert reader.feed_block(b'data: {"a":1}\n\ndata: {"b":2}\n\ndata: {"c"') == [
+        b'{"a":1}',
+        b'{"b":2}',
+    ]
+    assert reader.feed_block(b":3}\n") == []
+    assert reader.feed_block(b"\n") == [b'{"c":3}']
+
+
+def test_sse_data_reads_multi_line_data_and_comments_by_the_rules() -> None:
+    reader = SSEData()
+    block = b': ping\n\ndata: {"a":\ndata: 1}\n\nevent: x\nid: 3\ndata:c\n\n\n\ndata: [DONE]\n\n'
+    assert reader.feed_block(block) == [b'{"a":\n1}', b"c", b"[DONE]"]
+
+
+def test_sse_data_hands_a_stream_with_cr_line_ends_to_the_decoder() -> None:
+    reader = SSEData()
+    assert reader.feed_block(b"data: x\n\ndata: y\r") == [b"x"]
+    assert reader.feed_block(b"\n\r\ndata: z\n\n") == [b"y", b"z"]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from litestar import Request, post
 from litestar.datastructures import State
-from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import ASGIApp
 
 from gateway.accounting import RequestAccount
-from gateway.answers import sse_events, success_headers, with_metadata
+from gateway.answers import SSEAnswer, success_headers, with_metadata
 from gateway.auth import Caller
 from gateway.chat_decoding import decode_chat_body
 from gateway.governance.idempotency import Claim, Replay
@@ -72,11 +71,7 @@ async def _dispatch(
         }
         if stream.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
-        return ASGIStreamingResponse(
-            iterator=sse_events(stream, account),
-            media_type="text/event-stream",
-            headers=headers,
-        )
+        return SSEAnswer(stream, account, headers)
 
     completed = await services.router.complete(chat, options, request_id, plan=plan)
     account.succeeded(completed.metadata, completed.usage)

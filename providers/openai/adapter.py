@@ -29,8 +29,13 @@ from providers.openai.embeddings import OpenAIEmbeddings
 from providers.openai.errors import classify_status
 from providers.openai.presets import ForwardingProfile
 from providers.openai.responses import ResponsesAPI
-from providers.openai.wire import ChunkView, UpstreamErrorDetail, chunk_decoder, completion_decoder
-from providers.sse import SSEDecoder
+from providers.openai.wire import (
+    ChunkView,
+    UpstreamErrorDetail,
+    chunk_decoder,
+    completion_decoder,
+)
+from providers.sse import SSEData
 
 _encode = msgspec.json.encode
 _INCLUDE_USAGE = Raw(b'{"include_usage":true}')
@@ -146,18 +151,17 @@ class OpenAIWireProvider(Provider):
                     response.status, response.headers, await response.read(), self.name
                 )
             finished = False
-            decoder = SSEDecoder()
+            reader = SSEData()
             async for block in response.blocks():
                 # `more_buffered` is known only once the block's events are read: one
                 # that is passed over (or `[DONE]`) must not keep a chunk waiting
                 chunks: list[StreamChunk] = []
                 failure: ProviderError | None = None
                 done = False
-                for event in decoder.feed_block(block):
-                    if event.data == _DONE:
+                for data in reader.feed_block(block):
+                    if data == _DONE:
                         done = True
                         break
-                    data = event.data
                     if b"\n" in data:
                         # one event's JSON split over several `data:` lines, joined with
                         # "\n" by the SSE rules; outside strings that is only whitespace in
@@ -247,7 +251,7 @@ def _stream_chunk(data: bytes, chunk: ChunkView) -> StreamChunk:
             or delta.reasoning_content
             or delta.reasoning
             or delta.refusal
-            or delta.function_call
+            or delta.function_call != _NULL
         ):
             has_output = True
             break

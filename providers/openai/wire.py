@@ -60,7 +60,9 @@ class DeltaView(msgspec.Struct):
     reasoning_content: str | None = None
     reasoning: str | None = None  # Groq's, OpenRouter's and vLLM's name for the same
     refusal: str | None = None
-    function_call: Raw | None = None
+    # any JSON value (a legacy function call's name and arguments); `Raw | None` would
+    # refuse every value but null
+    function_call: Raw = Raw(b"null")
 
 
 class ChunkChoiceView(msgspec.Struct):

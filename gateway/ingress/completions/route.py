@@ -8,10 +8,9 @@ import time
 import msgspec
 from litestar import Request, post
 from litestar.datastructures import State
-from litestar.response.streaming import ASGIStreamingResponse
 from litestar.types import ASGIApp
 
-from gateway.answers import sse_events, stream_identity, success_headers, with_metadata
+from gateway.answers import SSEAnswer, stream_identity, success_headers, with_metadata
 from gateway.ingress.completions.decoding import decode_completion_body
 from gateway.ingress.completions.planning import (
     complete_call,
@@ -73,11 +72,7 @@ async def completions(request: Request[object, object, State]) -> ASGIApp:
         }
         if stream.dropped_params:
             headers["x-switchboard-dropped-params"] = ",".join(stream.dropped_params)
-        return ASGIStreamingResponse(
-            iterator=sse_events(stream, account, closing_chunk=closing_chunk),
-            media_type="text/event-stream",
-            headers=headers,
-        )
+        return SSEAnswer(stream, account, headers, closing_chunk=closing_chunk)
 
     completed = await services.router.complete(
         needs,
