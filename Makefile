@@ -89,6 +89,16 @@ bench-endpoints-instructions: env  ## each endpoint's CPU instructions per reque
 bench-capacity: env  ## req/s per worker at 1 and 2 workers, and their cost to Redis (~2 min)
 	$(VENV)/bin/python bench/capacity.py
 
+.PHONY: bench-instructions bench-soak bench-allocations
+bench-instructions: env  ## instructions per request under callgrind, floor vs gateway (A/B on a busy machine; ARGS="--before PATH")
+	$(VENV)/bin/python bench/instructions.py $(ARGS)
+
+bench-soak: env  ## RSS over 100,000 requests per mode, streamed and not (bounded soak, ~10 min)
+	$(VENV)/bin/python bench/soak.py $(ARGS)
+
+bench-allocations: env  ## tracemalloc: memory a request retains and allocates (in-process, ~5 min)
+	$(VENV)/bin/python bench/allocations.py $(ARGS)
+
 .PHONY: bench-routing
 bench-routing: env  ## microseconds per routing decision, 3 to 300 deployments (~10 s)
 	$(VENV)/bin/python bench/routing_decision.py $(ARGS)

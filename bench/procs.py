@@ -179,8 +179,10 @@ def start_gateway(
     executable: str,
     server: str,
     name: str = "gateway",
+    extra: str = "",
 ) -> subprocess.Popen[bytes]:
-    (tmp / "gateway.yaml").write_text(gateway_conf(ports, store))
+    """`extra`: YAML prepended to the benchmark's config (top-level sections)."""
+    (tmp / "gateway.yaml").write_text(extra + gateway_conf(ports, store))
     cmd = pinned(GW_CPU, [executable, "serve", "--config", f"{tmp}/gateway.yaml"])
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     cmd += ["--server", server] if server else []
