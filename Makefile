@@ -77,6 +77,10 @@ bench-guard: env  ## short benchmark; fails when a figure falls below bench/base
 bench-baseline: env  ## rewrite bench/baseline.json on purpose (docs/performance.md), ~4 min
 	bash bench/run.sh guard.py --update --rounds 5 $(ARGS)
 
+.PHONY: screenshots
+screenshots: env  ## docs/img/: the status page and the dashboards under real traffic (chromium, prometheus; ~3 min)
+	$(VENV)/bin/python -m tests.screenshots docs/img
+
 .PHONY: bench-endpoints
 bench-endpoints: env  ## what the gateway adds to each endpoint (responses, messages, embeddings, completions) beside chat (~8 min)
 	timeout --foreground --kill-after=15 1800 $(VENV)/bin/python bench/endpoints.py

@@ -29,6 +29,7 @@ from gateway.routes.models import get_model, list_models
 from gateway.routes.providers import list_providers
 from gateway.routes.usage import get_usage
 from gateway.services import Services
+from gateway.ui.routes import ROUTES as UI_ROUTES
 from providers.errors import SwitchboardError
 
 
@@ -72,6 +73,7 @@ def create_app(config: Config, *, workers: int = 1) -> Litestar:
             update_key,
             revoke_key,
             get_usage,
+            *UI_ROUTES,  # the status page (gateway/ui)
         ],
         lifespan=[lifespan],
         state=State(),

@@ -23,6 +23,7 @@ from gateway.observability.tracing import require_tracing
 from gateway.observability.watch import RequestWatch
 from gateway.scoreboard import Scoreboard, scoreboard
 from gateway.secrets import register, secrets_in, unregister
+from gateway.ui import RecentRequests
 from providers.base import Provider
 from providers.config import ProviderConfig
 from providers.errors import PermissionDenied
@@ -112,6 +113,9 @@ class Services:
         # past requests by id, for GET /v1/generations/{id}: kept off the request path
         self.generations = open_generation_store(config.store, config.generations)
         self.accounts.add_sink(self.generations)
+        # the status page's last requests and traffic chart: bounded, in this process
+        self.recent = RecentRequests()
+        self.accounts.add_sink(self.recent)
         self.responses = ResponsesService(
             self.providers,
             self.governance,
