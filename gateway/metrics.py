@@ -13,6 +13,8 @@ what a client typed, and never a provider key.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -20,7 +22,7 @@ import typing
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -37,6 +39,9 @@ log = logging.getLogger("switchboard.metrics")
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 TTFT_BUCKETS = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 TOKENS_PER_SECOND_BUCKETS = (5, 10, 20, 35, 50, 75, 100, 150, 200, 300, 500, 1000)
+IN_FLIGHT = "switchboard_http_requests_in_flight"
+IN_FLIGHT_HELP = "HTTP requests being served, streams until their last byte."
+PUBLISH_EVERY = 1.0  # seconds: how stale another worker's in-flight count may be
 
 HEALTH_STATES: tuple[Health, ...] = typing.get_args(Health)
 # what a refusal by governance is counted as
@@ -179,9 +184,17 @@ class GatewayMetrics:
             buckets=TOKENS_PER_SECOND_BUCKETS,
             registry=r,
         )
+        # with several workers (`serve --workers`) each publishes its in-flight count to
+        # the shared folder, summed over the live ones at scrape; alone, it is read then
+        self._shared_in_flight = (
+            Gauge(IN_FLIGHT, IN_FLIGHT_HELP, multiprocess_mode="livesum", registry=None)
+            if _multiprocess_folder() is not None
+            else None
+        )
+        self._publisher: asyncio.Task[None] | None = None
         now: list[Collector] = [
             DeploymentCollector(scoreboard),
-            _NowCollector(stores, self.in_flight),
+            _NowCollector(stores, None if self._shared_in_flight else self.in_flight),
             _BudgetCollector(lambda: self._budgets),
         ]
         for collector in now:
@@ -191,6 +204,28 @@ class GatewayMetrics:
 
     async def deliver(self, records: Sequence[RequestRecord]) -> None:
         self.count(records)
+
+    def publish_in_flight(self) -> None:
+        """With several workers: this worker's count into the shared folder (before a
+        scrape, and every PUBLISH_EVERY seconds from the background)."""
+        if self._shared_in_flight is not None:
+            self._shared_in_flight.set(self.in_flight.count)
+
+    async def start(self) -> None:
+        if self._shared_in_flight is not None:
+            self._publisher = asyncio.create_task(self._publish(), name="metrics-in-flight")
+
+    async def aclose(self) -> None:
+        if self._publisher is not None:
+            self._publisher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._publisher
+            self._publisher = None
+
+    async def _publish(self) -> None:
+        while True:
+            self.publish_in_flight()
+            await asyncio.sleep(PUBLISH_EVERY)
 
     async def read_budgets(self) -> None:
         """Before a scrape renders: the budgets' use, one governance store call. A store
@@ -285,14 +320,20 @@ def _exposition(registry: CollectorRegistry, now: list[Collector]) -> CollectorR
     and summed over all workers at scrape; the collectors read at scrape time (`now`)
     come from the answering worker. A plain Gauge added to this module would need a
     `multiprocess_mode` to be summed right."""
-    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if not folder or not os.path.isdir(folder):  # `serve` creates it before the workers
+    folder = _multiprocess_folder()
+    if folder is None:
         return registry
     merged = CollectorRegistry()
     MultiProcessCollector(merged, folder)  # type: ignore[no-untyped-call]  # untyped upstream
     for collector in now:
         merged.register(collector)
     return merged
+
+
+def _multiprocess_folder() -> str | None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    # `serve` creates it before the workers start
+    return folder if folder and os.path.isdir(folder) else None
 
 
 class DeploymentCollector:
@@ -306,9 +347,12 @@ class DeploymentCollector:
 
 
 class _NowCollector:
-    """What is true at the moment of the scrape: store health, requests in flight."""
+    """What is true at the moment of the scrape: store health, requests in flight (None:
+    the workers publish theirs to the shared folder instead)."""
 
-    def __init__(self, stores: Callable[[], Sequence[StoreHealth]], in_flight: InFlight) -> None:
+    def __init__(
+        self, stores: Callable[[], Sequence[StoreHealth]], in_flight: InFlight | None
+    ) -> None:
         self._stores = stores
         self._in_flight = in_flight
 
@@ -322,11 +366,8 @@ class _NowCollector:
         for health in self._stores():
             degraded.add_metric([health.store, health.backend], 1.0 if health.degraded else 0.0)
         yield degraded
-        yield GaugeMetricFamily(
-            "switchboard_http_requests_in_flight",
-            "HTTP requests being served by this process, streams until their last byte.",
-            value=self._in_flight.count,
-        )
+        if self._in_flight is not None:
+            yield GaugeMetricFamily(IN_FLIGHT, IN_FLIGHT_HELP, value=self._in_flight.count)
 
 
 class _BudgetCollector:

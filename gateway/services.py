@@ -170,6 +170,7 @@ class Services:
         await self.governance.store.start()
         await self.keys.start()
         await self.accounts.start()
+        await self.metrics.start()
         await self.responses.store.start()
         if self.watch.request_log is not None:
             await self.watch.request_log.start()
@@ -178,6 +179,7 @@ class Services:
         """At shutdown, after the drain: batched writes first (settlements, metrics,
         routing statistics), then the pools."""
         await self.accounts.aclose()  # settles and counts in the metrics what is batched
+        await self.metrics.aclose()
         await self.keys.aclose()
         await self.idempotency.aclose()
         await self.governance.store.aclose()

@@ -25,17 +25,24 @@ CONFIG = {
     "auth": "none",
     "store": "memory://",
     "admin": {"key_sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()},
-    "providers": {"sim": {"kind": "simulated"}},
+    # `slow`: streams whose first token comes after 20 s, to be in flight meanwhile
+    "providers": {"sim": {"kind": "simulated"}, "slow": {"kind": "simulated", "ttft_ms": 20_000}},
     "models": {
         "m": {
             "deployments": [
                 {"provider": "sim", "model": "s", "input_per_mtok": 1, "output_per_mtok": 2}
             ]
-        }
+        },
+        "slow": {
+            "deployments": [
+                {"provider": "slow", "model": "s", "input_per_mtok": 1, "output_per_mtok": 2}
+            ]
+        },
     },
 }
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 REQUESTS = re.compile(r'^switchboard_requests_total\{[^}]*outcome="success"[^}]*\} (\S+)$', re.M)
+IN_FLIGHT = re.compile(r"^switchboard_http_requests_in_flight(?:\{[^}]*\})? (\S+)$", re.M)
 
 
 class Served:
@@ -146,6 +153,39 @@ def test_two_workers_share_the_port_their_metrics_and_one_sigterm(two_workers: S
     assert "Traceback" not in output
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{two_workers.url}/healthz", timeout=2)
+
+
+def _hold_stream(client: httpx.Client) -> None:
+    """A stream that stays in flight until the gateway stops (its first token is 20 s off)."""
+    try:
+        with client.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "slow"}) as r:
+            r.read()
+    except httpx.TransportError:
+        pass  # the gateway stopped under it, as the test ends
+
+
+def test_requests_in_flight_are_summed_over_the_workers(tmp_path: Path) -> None:
+    served = serve(tmp_path, "--workers", "2", "--drain-timeout", "1")
+    held = 6  # on connections of their own: the kernel spreads them over both workers
+    clients = [httpx.Client(base_url=served.url, timeout=60) for _ in range(held)]
+    pool = ThreadPoolExecutor(held)
+    try:
+        for client in clients:
+            pool.submit(_hold_stream, client)
+
+        def in_flight() -> float:
+            with served.fresh() as client:
+                return sum(float(v) for v in IN_FLIGHT.findall(client.get("/metrics").text))
+
+        # whichever worker answers the scrape, it reports both workers' (each publishes
+        # its count every second), and the scrape itself
+        wait_until(lambda: all(in_flight() == held + 1 for _ in range(6)), timeout=30)
+    finally:
+        served.process.terminate()
+        served.process.communicate(timeout=60)
+        pool.shutdown(wait=True)
+        for client in clients:
+            client.close()
 
 
 def test_workers_auto_starts_one_per_core(tmp_path: Path) -> None:

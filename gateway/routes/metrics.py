@@ -26,6 +26,7 @@ async def metrics(state: State) -> Response[bytes]:
     services: Services = state.services
     await services.accounts.flush()
     await services.metrics.read_budgets()
+    services.metrics.publish_in_flight()  # this worker's count as of now
     body = await asyncio.to_thread(generate_latest, services.metrics.exposition)
     # as a header: a `media_type` of text/* gets a second `charset` appended
     return Response(body, headers={"content-type": CONTENT_TYPE_LATEST})
