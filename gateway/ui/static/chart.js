@@ -8,8 +8,9 @@
     "#2b6cb0", "#dd6b20", "#38a169", "#805ad5", "#d53f8c", "#319795",
     "#b7791f", "#4a5568", "#e53e3e", "#3182ce", "#9f7aea", "#48bb78",
   ];
-  const AXIS = "#6b7385";
-  const GRID = "#e3e6ec";
+  const LIGHT = { axis: "#6b7385", grid: "#e3e6ec" };
+  const DARK = { axis: "#8e8e9e", grid: "#2c2e36" };
+  let theme = LIGHT; // set by each drawing call
   const FONT = "11px system-ui, sans-serif";
 
   function color(index) {
@@ -35,7 +36,7 @@
   }
 
   function timeAxis(ctx, box, from, to) {
-    ctx.fillStyle = AXIS;
+    ctx.fillStyle = theme.axis;
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
     const ticks = 6;
@@ -52,18 +53,18 @@
     ctx.textBaseline = "middle";
     for (let i = 0; i <= 4; i++) {
       const y = box.top + box.height - (box.height * i) / 4;
-      ctx.strokeStyle = GRID;
+      ctx.strokeStyle = theme.grid;
       ctx.beginPath();
       ctx.moveTo(box.left, y);
       ctx.lineTo(box.left + box.width, y);
       ctx.stroke();
-      ctx.fillStyle = AXIS;
+      ctx.fillStyle = theme.axis;
       ctx.fillText(format((max * i) / 4), box.left - 6, y);
     }
   }
 
   function emptyNote(ctx, box, text) {
-    ctx.fillStyle = AXIS;
+    ctx.fillStyle = theme.axis;
     ctx.textAlign = "center";
     ctx.textBaseline = "middle";
     ctx.fillText(text, box.left + box.width / 2, box.top + box.height / 2);
@@ -72,6 +73,7 @@
   // data: {start, step, series: [{values: [count per slot], color}]}; a slot without
   // traffic stays blank. Returns how many slots had traffic.
   function share(canvas, data) {
+    theme = data.dark ? DARK : LIGHT;
     const { ctx, width, height } = prepare(canvas);
     const box = { left: 46, top: 8, width: width - 58, height: height - 30 };
     valueAxis(ctx, box, 100, (v) => `${Math.round(v)} %`);
@@ -95,12 +97,13 @@
     return drawn;
   }
 
-  // data: {from, to, series: [{points: [[epoch, value], ...], color}], format}
+  // data: {from, to, series: [{points: [[epoch, value], ...], color}], format, dark}
   function lines(canvas, data) {
+    theme = data.dark ? DARK : LIGHT;
     const { ctx, width, height } = prepare(canvas);
-    const box = { left: 64, top: 8, width: width - 76, height: height - 30 };
+    const box = { left: 78, top: 8, width: width - 90, height: height - 30 };
     let max = 0;
-    for (const one of data.series) for (const [, v] of one.points) if (v > max) max = v;
+    for (const one of data.series) for (const [, v] of one.points) if (isFinite(v) && v > max) max = v;
     max = max > 0 ? max * 1.1 : 1;
     valueAxis(ctx, box, max, data.format || ((v) => v.toPrecision(3)));
     timeAxis(ctx, box, data.from, data.to);
@@ -112,6 +115,10 @@
       ctx.beginPath();
       let started = false;
       for (const [t, v] of one.points) {
+        if (!isFinite(v)) {
+          started = false; // a gap (NaN: e.g. a quantile of no requests)
+          continue;
+        }
         const x = box.left + (box.width * (t - data.from)) / span;
         const y = box.top + box.height - (box.height * v) / max;
         if (started) ctx.lineTo(x, y);
