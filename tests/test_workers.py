@@ -25,8 +25,8 @@ CONFIG = {
     "auth": "none",
     "store": "memory://",
     "admin": {"key_sha256": hashlib.sha256(ADMIN_KEY.encode()).hexdigest()},
-    # `slow`: streams whose first token comes after 20 s, to be in flight meanwhile
-    "providers": {"sim": {"kind": "simulated"}, "slow": {"kind": "simulated", "ttft_ms": 20_000}},
+    # `slow`: streams whose first token is ten minutes off: in flight until the test ends
+    "providers": {"sim": {"kind": "simulated"}, "slow": {"kind": "simulated", "ttft_ms": 600_000}},
     "models": {
         "m": {
             "deployments": [
@@ -156,7 +156,7 @@ def test_two_workers_share_the_port_their_metrics_and_one_sigterm(two_workers: S
 
 
 def _hold_stream(client: httpx.Client) -> None:
-    """A stream that stays in flight until the gateway stops (its first token is 20 s off)."""
+    """A stream that stays in flight until the gateway stops (its first token is far off)."""
     try:
         with client.stream("POST", "/v1/chat/completions", json={**CHAT, "model": "slow"}) as r:
             r.read()
@@ -167,7 +167,10 @@ def _hold_stream(client: httpx.Client) -> None:
 def test_requests_in_flight_are_summed_over_the_workers(tmp_path: Path) -> None:
     served = serve(tmp_path, "--workers", "2", "--drain-timeout", "1")
     held = 6  # on connections of their own: the kernel spreads them over both workers
-    clients = [httpx.Client(base_url=served.url, timeout=60) for _ in range(held)]
+    # no read timeout: the client must not be the one to give up
+    clients = [
+        httpx.Client(base_url=served.url, timeout=httpx.Timeout(10, read=None)) for _ in range(held)
+    ]
     pool = ThreadPoolExecutor(held)
     try:
         for client in clients:
@@ -179,7 +182,7 @@ def test_requests_in_flight_are_summed_over_the_workers(tmp_path: Path) -> None:
 
         # whichever worker answers the scrape, it reports both workers' (each publishes
         # its count every second), and the scrape itself
-        wait_until(lambda: all(in_flight() == held + 1 for _ in range(6)), timeout=30)
+        wait_until(lambda: all(in_flight() == held + 1 for _ in range(6)), timeout=90)
     finally:
         served.process.terminate()
         served.process.communicate(timeout=60)

@@ -12,7 +12,6 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from gateway.accounting import RequestRecord
-from gateway.observability.generations.store import kept
 
 RECENT_LIMIT = 500  # records kept for `GET /v1/requests`
 SLOT_SECONDS = 5  # the traffic chart's resolution
@@ -55,7 +54,7 @@ class RecentRequests:
         oldest = self._slot(self._clock()) - self._slots + 1
         counts = self._counts
         for record in records:
-            self._records.append(kept(record))
+            self._records.append(record)  # as it is: the page's views leave out admission
             slot = self._slot(record.started_at)
             if slot < oldest:
                 continue
