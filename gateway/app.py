@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -33,8 +34,9 @@ from gateway.ui.routes import ROUTES as UI_ROUTES
 from providers.errors import SwitchboardError
 
 
-def create_app(config: Config, *, workers: int = 1) -> Litestar:
-    """`workers`: how many processes serve this config on one port (`serve --workers`)."""
+def create_app(config: Config, *, workers: int = 1, freeze_gc: bool = False) -> Litestar:
+    """`workers`: how many processes serve this config on one port (`serve --workers`).
+    `freeze_gc`: the app is the process's whole life (`serve`), see the lifespan."""
     # around every request: in-flight count, tracing, the request log (gateway/observability)
     watch = open_watch(config)
 
@@ -43,6 +45,12 @@ def create_app(config: Config, *, workers: int = 1) -> Litestar:
         services = Services(config, watch=watch, workers=workers)
         await services.start()
         app.state.services = services
+        if freeze_gc:
+            # what exists now (modules, the app, config, services) lives as long as the
+            # process: out of the collector's sight, so that the collections the
+            # requests' allocations cause walk only what the requests made (in-process
+            # apps, as the tests make, do not own their process and leave it alone)
+            gc.freeze()
         try:
             yield
         finally:

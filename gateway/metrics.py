@@ -19,6 +19,7 @@ import itertools
 import logging
 import os
 import typing
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 
 import msgspec
@@ -30,6 +31,8 @@ from prometheus_client.registry import Collector
 from gateway.accounting.record import CLIENT_CLOSED, RequestRecord
 from gateway.observability.budgets import BudgetUse
 from gateway.scoreboard import Health, Scoreboard
+from providers.chat_types import Usage
+from routing.metadata import RoutingMetadata
 from routing.store.errors import StoreUnavailable
 
 log = logging.getLogger("switchboard.metrics")
@@ -239,67 +242,154 @@ class GatewayMetrics:
             self._budgets = []
 
     def count(self, records: Sequence[RequestRecord]) -> None:
-        """Counter increments are summed per series first: prometheus_client takes a
-        lock and builds a label tuple on every call."""
+        """Counter increments are summed per series first, and histogram observations
+        gathered per series and put into their buckets once per batch: prometheus_client
+        takes a lock and builds a label tuple on every call, which per record cost more
+        than everything else the record's request did after its answer left."""
         sums: dict[tuple[Counter, tuple[str, ...]], float] = {}
-
-        def add(counter: Counter, labels: tuple[str, ...], amount: float = 1.0) -> None:
-            key = (counter, labels)
-            sums[key] = sums.get(key, 0.0) + amount
-
+        observed: dict[tuple[Histogram, tuple[str, ...]], list[float]] = {}
+        # most records are a plain success: those are gathered per series in one step
+        served: dict[tuple[str, str, str, str, str, bool], _Served] = {}
         for record in records:
-            self._count_one(record, add)
+            metadata = record.routing_metadata
+            if (
+                metadata is None
+                or record.status >= 400
+                or record.attempts
+                or record.usage is None
+                or record.endpoint.startswith("/")
+            ):
+                self._count_one(record, sums, observed)
+                continue
+            group_labels = (
+                record.endpoint,
+                metadata.model_canonical,
+                metadata.provider,
+                record.key or "",
+                record.team or "",
+                record.stream,
+            )
+            group = served.get(group_labels)
+            if group is None:
+                group = served[group_labels] = _Served()
+            group.add(record, metadata, record.usage)
+        for group_labels, group in served.items():
+            self._count_served(group_labels, group, sums, observed)
         for (counter, labels), amount in sums.items():
             if amount:
                 counter.labels(*labels).inc(amount)
+        for (histogram, labels), values in observed.items():
+            self._observe_all(histogram, labels, values)
+
+    def _count_served(
+        self,
+        labels: tuple[str, str, str, str, str, bool],
+        group: _Served,
+        sums: dict[tuple[Counter, tuple[str, ...]], float],
+        observed: dict[tuple[Histogram, tuple[str, ...]], list[float]],
+    ) -> None:
+        """What `_count_one` counts of each of these successes, for all of them at once."""
+        endpoint, model, provider, key, team, streamed = labels
+        get = sums.get
+        series: tuple[Counter, tuple[str, ...]]
+        series = (self.requests, (endpoint, model, provider, key, team, "success"))
+        sums[series] = get(series, 0.0) + group.requests
+        series = (self.tokens, (model, provider, key, team, "prompt"))
+        sums[series] = get(series, 0.0) + group.prompt_tokens
+        series = (self.tokens, (model, provider, key, team, "completion"))
+        sums[series] = get(series, 0.0) + group.completion_tokens
+        series = (self.cost, (model, provider, key, team))
+        sums[series] = get(series, 0.0) + group.cost_usd
+        deployment = (model, provider)
+        stream = "true" if streamed else "false"
+        _gather(observed, self.duration, (endpoint, model, provider, stream)).extend(
+            group.durations
+        )
+        _gather(observed, self.upstream, deployment).extend(group.latencies)
+        if group.ttfts:
+            _gather(observed, self.ttft, deployment).extend(group.ttfts)
+        if group.throughputs:
+            _gather(observed, self.throughput, deployment).extend(group.throughputs)
 
     def _count_one(
-        self, record: RequestRecord, add: Callable[[Counter, tuple[str, ...], float], None]
+        self,
+        record: RequestRecord,
+        sums: dict[tuple[Counter, tuple[str, ...]], float],
+        observed: dict[tuple[Histogram, tuple[str, ...]], list[float]],
     ) -> None:
+        get = sums.get
+        series: tuple[Counter, tuple[str, ...]]
         endpoint = endpoint_label(record)
         model, provider = _deployment_of(record)
         key, team = record.key or "", record.team or ""
         status = record.status
         if endpoint != "other":
-            outcome = _outcome(status)
-            add(self.requests, (endpoint, model, provider, key, team, outcome), 1.0)
+            series = (self.requests, (endpoint, model, provider, key, team, _outcome(status)))
+            sums[series] = get(series, 0.0) + 1.0
         if status >= 400 and status != CLIENT_CLOSED:
-            add(self.errors, (endpoint, str(status), record.error_code or ""), 1.0)
+            series = (self.errors, (endpoint, str(status), record.error_code or ""))
+            sums[series] = get(series, 0.0) + 1.0
             limit = LIMIT_CODES.get(record.error_code or "")
             if limit is not None:
-                add(self.limited, (limit, key, team), 1.0)
-        self._count_tries(record, add)
+                series = (self.limited, (limit, key, team))
+                sums[series] = get(series, 0.0) + 1.0
         metadata = record.routing_metadata
+        if record.attempts or (metadata is not None and status >= 400):
+            self._count_tries(record, sums)
         if metadata is None:
             return
         if record.usage is not None:
-            add(self.tokens, (model, provider, key, team, "prompt"), record.usage.prompt_tokens)
-            completion = record.usage.completion_tokens
-            add(self.tokens, (model, provider, key, team, "completion"), completion)
-        add(self.cost, (model, provider, key, team), record.cost_usd)
+            series = (self.tokens, (model, provider, key, team, "prompt"))
+            sums[series] = get(series, 0.0) + record.usage.prompt_tokens
+            series = (self.tokens, (model, provider, key, team, "completion"))
+            sums[series] = get(series, 0.0) + record.usage.completion_tokens
+        series = (self.cost, (model, provider, key, team))
+        sums[series] = get(series, 0.0) + record.cost_usd
         if status >= 400:
             return
+        deployment = (model, provider)
         stream = "true" if record.stream else "false"
-        observe = self._observe
-        observe(self.duration, (endpoint, model, provider, stream), record.duration_ms / 1000)
-        observe(self.upstream, (model, provider), metadata.latency_ms / 1000)
+        _gather(observed, self.duration, (endpoint, model, provider, stream)).append(
+            record.duration_ms / 1000
+        )
+        _gather(observed, self.upstream, deployment).append(metadata.latency_ms / 1000)
         if metadata.ttft_ms is not None:
-            observe(self.ttft, (model, provider), metadata.ttft_ms / 1000)
+            _gather(observed, self.ttft, deployment).append(metadata.ttft_ms / 1000)
         if metadata.throughput_tps is not None:
-            observe(self.throughput, (model, provider), metadata.throughput_tps)
+            _gather(observed, self.throughput, deployment).append(metadata.throughput_tps)
 
-    def _observe(self, histogram: Histogram, labels: tuple[str, ...], value: float) -> None:
+    def _observe_all(
+        self, histogram: Histogram, labels: tuple[str, ...], values: list[float]
+    ) -> None:
+        """`observe()` of each value, with one increment per bucket and one of the sum
+        (prometheus_client's own bucket rule: the first bound the value is <= to)."""
         # the child resolved once per series: `labels()` locks and checks on every call
         child = self._children.get((histogram, labels))
         if child is None:
             child = self._children[histogram, labels] = histogram.labels(*labels)
-        child.observe(value)
+        if len(values) == 1:
+            child.observe(values[0])
+            return
+        bounds = child._upper_bounds
+        counts = [0] * len(bounds)
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+        buckets = child._buckets
+        for index, count in enumerate(counts):
+            if count:
+                buckets[index].inc(count)
+        child._sum.inc(sum(values))
 
     def _count_tries(
-        self, record: RequestRecord, add: Callable[[Counter, tuple[str, ...], float], None]
+        self, record: RequestRecord, sums: dict[tuple[Counter, tuple[str, ...]], float]
     ) -> None:
         """Failed tries, and what followed each: the same deployment again (a retry) or
         another one (a fallback)."""
+
+        def add(counter: Counter, labels: tuple[str, ...], amount: float) -> None:
+            key = (counter, labels)
+            sums[key] = sums.get(key, 0.0) + amount
+
         tried = [(a.model, a.provider) for a in record.attempts]
         for attempt in record.attempts:
             add(self.attempts_failed, (attempt.model, attempt.provider, attempt.error), 1.0)
@@ -312,6 +402,54 @@ class GatewayMetrics:
                 add(self.attempts_failed, served, 1.0)
         for before, after in itertools.pairwise(tried):
             add(self.retries if before == after else self.fallbacks, before, 1.0)
+
+
+class _Served:
+    """Successful requests of one series (endpoint, deployment, key, team, stream)."""
+
+    __slots__ = (
+        "completion_tokens",
+        "cost_usd",
+        "durations",
+        "latencies",
+        "prompt_tokens",
+        "requests",
+        "throughputs",
+        "ttfts",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+        self.cost_usd = 0.0
+        self.durations: list[float] = []
+        self.latencies: list[float] = []
+        self.ttfts: list[float] = []
+        self.throughputs: list[float] = []
+
+    def add(self, record: RequestRecord, metadata: RoutingMetadata, usage: Usage) -> None:
+        self.requests += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.cost_usd += record.cost_usd
+        self.durations.append(record.duration_ms / 1000)
+        self.latencies.append(metadata.latency_ms / 1000)
+        if metadata.ttft_ms is not None:
+            self.ttfts.append(metadata.ttft_ms / 1000)
+        if metadata.throughput_tps is not None:
+            self.throughputs.append(metadata.throughput_tps)
+
+
+def _gather(
+    observed: dict[tuple[Histogram, tuple[str, ...]], list[float]],
+    histogram: Histogram,
+    labels: tuple[str, ...],
+) -> list[float]:
+    values = observed.get((histogram, labels))
+    if values is None:
+        values = observed[histogram, labels] = []
+    return values
 
 
 def _exposition(registry: CollectorRegistry, now: list[Collector]) -> CollectorRegistry:

@@ -9,6 +9,7 @@ with its default pool (20 keep-alive connections) falls behind under concurrency
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -168,9 +169,11 @@ def failure_excerpt(status: int, body: bytes, sent: Mapping[str, str]) -> str | 
     return _cut(text)
 
 
+@functools.lru_cache(maxsize=1024)
 def _as_built(url: str) -> URL:
     """Send the URL exactly as the adapter built it: yarl would otherwise normalise it
     (`%3A` back to `:`), and a signed request (Bedrock's SigV4) must go out as signed."""
+    # cached: an adapter sends most calls to one URL, and a URL is immutable
     return URL(url, encoded=True)
 
 

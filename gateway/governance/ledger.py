@@ -8,6 +8,7 @@ configured retention. `usage()` reads the days asked for and groups them.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -29,30 +30,52 @@ LedgerBatch = dict[str, dict[str, int]]
 
 
 def day_of(epoch: float) -> str:
+    # every record of a batch falls on the same day or two: the name is formatted once
+    # per day, not per record (near midnight, datetime's own rounding decides)
+    day, into = divmod(epoch, 86_400)
+    if 0.001 < into < 86_399.999:
+        return _day_name(int(day))
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
+
+
+@functools.lru_cache(maxsize=16)
+def _day_name(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400 + 43_200, UTC).strftime("%Y-%m-%d")
 
 
 def ledger_batch(records: Iterable[RequestRecord]) -> LedgerBatch:
     """What a batch of finished requests adds to the ledger: every request someone
     served (failed-midway and abandoned streams too), replays excepted."""
-    batch: LedgerBatch = {}
+    # summed per (day, key, team, model, provider) first: the fields' names are built
+    # once per group, not once per request
+    groups: dict[tuple[str, str, str, str, str], list[int]] = {}
     for record in records:
         metadata = record.routing_metadata
         if metadata is None or record.replayed:
             continue
-        base = _SEP.join(
-            (record.key or "", record.team or "", metadata.model_canonical, metadata.provider)
+        group = (
+            day_of(record.started_at),
+            record.key or "",
+            record.team or "",
+            metadata.model_canonical,
+            metadata.provider,
         )
+        sums = groups.get(group)
+        if sums is None:
+            sums = groups[group] = [0, 0, 0, 0, 0]
         usage = record.usage
-        amounts = (
-            nano_usd(record.cost_usd),
-            1,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-            1 if record.cost_estimated else 0,
-        )
-        fields = batch.setdefault(day_of(record.started_at), {})
-        for metric, amount in zip(METRICS, amounts, strict=True):
+        sums[0] += nano_usd(record.cost_usd)
+        sums[1] += 1
+        if usage:
+            sums[2] += usage.prompt_tokens
+            sums[3] += usage.completion_tokens
+        if record.cost_estimated:
+            sums[4] += 1
+    batch: LedgerBatch = {}
+    for (day, *names), sums in groups.items():
+        base = _SEP.join(names)
+        fields = batch.setdefault(day, {})
+        for metric, amount in zip(METRICS, sums, strict=True):
             if amount:
                 field = f"{base}{_SEP}{metric}"
                 fields[field] = fields.get(field, 0) + amount

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import sys
@@ -68,7 +69,7 @@ def line_of(
     metadata = record.routing_metadata
     usage = record.usage
     return RequestLine(
-        ts=datetime.fromtimestamp(record.started_at, UTC).isoformat(timespec="milliseconds"),
+        ts=timestamp(record.started_at),
         request_id=record.request_id,
         endpoint=record.endpoint,
         key=record.key,
@@ -94,6 +95,22 @@ def line_of(
         request_body=None if request_body is None else _body(request_body),
         response_body=None if response_body is None else _body(response_body),
     )
+
+
+def timestamp(epoch: float) -> str:
+    """`datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")`, with the
+    date and time formatted once per second rather than per line. Within a microsecond
+    of a millisecond's edge, datetime's own rounding decides."""
+    second, fraction = divmod(epoch, 1.0)
+    ms, rest = divmod(fraction * 1000, 1.0)
+    if 0.001 < rest < 0.999:
+        return f"{_second(int(second))}.{int(ms):03d}+00:00"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+@functools.lru_cache(maxsize=8)
+def _second(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")[:-6]
 
 
 def _body(data: bytes) -> Raw | str:
