@@ -41,7 +41,10 @@ def request_id_middleware(app: ASGIApp, watch: RequestWatch | None = None) -> AS
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                if not any(name.lower() == _HEADER for name, _ in headers):
+                for name, _ in headers:  # a loop, not any(): this runs on every answer
+                    if name.lower() == _HEADER:
+                        break
+                else:
                     headers.append(header)
                 message["headers"] = headers
             await send(message)
