@@ -121,7 +121,7 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             "half as much as a new one: estimates follow a change within about this long, "
             "and old evidence fades instead of deciding forever.",
         ),
-    ] = 0.5
+    ] = 0.25
     errors_half_life: Annotated[
         float,
         Meta(
@@ -129,7 +129,7 @@ class MetricsConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
             description="The same for the recent error rate. Longer than `half_life`: a "
             "failure is a rarer, noisier signal than a latency.",
         ),
-    ] = 1.0
+    ] = 0.5
 
 
 class RoutingConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -133,7 +133,10 @@ class Dispatcher:
         config: RoutingConfig,
         clock: Callable[[], float],
         draw: random.Random | None = None,
+        on_failure: Callable[[str, float], None] | None = None,
     ) -> None:
+        """`on_failure(deployment, now)`: told of every failed try as it happens."""
+        self._on_failure = on_failure
         self._store = store
         self._health = health
         self._config = config
@@ -260,6 +263,8 @@ class Dispatcher:
         latency = self._clock() - started
         stats = self._store.snapshot().of(candidate.id)
         decision = self._health.failed(candidate.id, error, stats, was_open=probe)
+        if self._on_failure is not None:
+            self._on_failure(candidate.id, self._store.clock())
         self._store.record(
             Outcome(
                 deployment=candidate.id,

@@ -24,6 +24,11 @@ from routing.resolution import ModelResolver, ResolvedModel
 from routing.scoring import Ranking, RequestShape, Scored, error_estimate
 from routing.stats import DeploymentStats, Snapshot, deployment_id, price_key
 
+PAROLE = 30.0  # seconds after leaving avoidance during which a failure rate counts raw
+EVIDENCE = 3.0  # recent failures (weighted by age) that make a rate over the threshold count
+RAMP = 1.5  # seconds over which it gets its traffic back
+_NEVER = float("-inf")
+
 _SORT_STRATEGY: dict[str, Strategy] = {
     "price": "cost",
     "latency": "latency",
@@ -83,7 +88,9 @@ class Planner:
         self._config = config
         self._draw = draw
         self._explorer = Explorer(config.exploration)
-        self._avoided: set[str] = set()  # deployments this replica routes around for errors
+        # deployments this replica routes around for errors, and since when
+        self._avoided: dict[str, float] = {}
+        self._paroled: dict[str, float] = {}  # when each last stopped being avoided
 
     def strategy(self, options: RouteOptions, model: ResolvedModel) -> Strategy:
         if options.routing.strategy is not None:
@@ -173,7 +180,7 @@ class Planner:
             ],
             config.balanced,
         )
-        avoided = {i for i, c in enumerate(allowed) if self._avoid(c)}
+        avoided = {i for i, c in enumerate(allowed) if self._avoid(c, now)}
         order = ranking.order
         if avoided:
             order = [i for i in order if i not in avoided] + [i for i in order if i in avoided]
@@ -192,23 +199,51 @@ class Planner:
                 order.insert(0, order.pop(probe))
         return [allowed[i] for i in order], probe is not None
 
-    def _avoid(self, candidate: Candidate) -> bool:
+    def _avoid(self, candidate: Candidate, now: float) -> bool:
         """Whether to rank a deployment after the others for its errors: from when its
         error estimate reaches the threshold until its recent error rate (probes feed
         it) is under half of it. The gap keeps a deployment that is still failing, on
         the little evidence its probes give, from coming back with every probe."""
         threshold = self._config.circuit.avoid_error_rate
         stats, avoided = candidate.stats, self._avoided
-        if candidate.id in avoided:
-            rate = stats.recent_error_rate
+        rate = stats.recent_error_rate
+        avoided_at = avoided.get(candidate.id)
+        if avoided_at is not None:
             if rate is not None and rate >= threshold / 2:
                 return True
-            avoided.discard(candidate.id)
-            return False
-        if error_estimate(stats) >= threshold:
-            avoided.add(candidate.id)
+            if (stats.last_seen or 0.0) <= avoided_at:
+                return True  # the snapshot has not yet seen the failure that decided it
+            del avoided[candidate.id]
+            self._paroled[candidate.id] = now
+        since = now - self._paroled.get(candidate.id, _NEVER)
+        if since < RAMP and self._draw.random() * RAMP > since:
+            # back from being avoided: its traffic ramps up over RAMP seconds, so that a
+            # deployment still failing, let back by a lucky probe, costs few requests
+            return True
+        if (
+            error_estimate(stats) >= threshold
+            # failing at the threshold's rate on a few failures' evidence: no need to
+            # wait for the older successes to age
+            or (rate is not None and rate >= threshold and rate * stats.recent_requests >= EVIDENCE)
+            # its circuit opened: whatever its estimate says once that evidence has aged
+            or stats.open_until > 0
+            or (
+                # just back from being avoided, on little evidence: the first failures are
+                # taken at face value, so that a lucky probe costs a few requests, not a dozen
+                rate is not None and rate >= threshold and since < PAROLE
+            )
+        ):
+            avoided[candidate.id] = now
             return True
         return False
+
+    def failed(self, deployment: str, now: float) -> None:
+        """A try failed. One just back from being avoided is avoided again at once, not
+        after the next flush: meanwhile it would get a dozen more requests."""
+        if deployment not in self._avoided and (
+            now - self._paroled.get(deployment, _NEVER) < PAROLE
+        ):
+            self._avoided[deployment] = now
 
     def _allowed(
         self,

@@ -96,7 +96,12 @@ class Router:
         self.health = HealthBoard(config.circuit, self.store.clock, settle)
         self._draw = draw or random.Random(config.exploration.seed)
         self._planner = Planner(providers, models, config, self._draw)
-        self._dispatcher = Dispatcher(self.store, self.health, config, clock, self._draw)
+        self._dispatcher = Dispatcher(
+            self.store, self.health, config, clock, self._draw, on_failure=self._failed
+        )
+
+    def _failed(self, deployment: str, now: float) -> None:
+        self._planner.failed(deployment, now)
 
     def use_models(self, models: ModelResolver) -> None:
         """Serve another set of models from now on (a config reload, or the simulator's

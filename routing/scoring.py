@@ -4,9 +4,10 @@
 - `cost`: expected USD = prompt tokens * input price + expected completion * output price.
 - `latency`: expected ms to the last token = TTFT + expected completion / throughput
   (or the observed whole-answer latency where streams have not measured TTFT), times
-  (1 + in flight / capacity) so that a burst spreads instead of piling onto one (in
-  every strategy that weighs latency), times (1 + error estimate) for the retries a
-  failing deployment costs.
+  the load, 1 + (in flight / capacity)^2, so that a burst spreads instead of piling onto
+  one (in every strategy that weighs latency; squared so that the few requests a steady
+  load keeps in flight on the best hardly count), times (1 + error estimate) for the
+  retries a failing deployment costs.
 - `throughput`: highest observed output tokens per second.
 - `balanced`: weights * (cost and latency normalized to 0..1 across the candidates,
   cheapest/fastest 0) + weight * error estimate; lowest wins.
@@ -102,7 +103,14 @@ def _latencies(shape: RequestShape, candidates: Sequence[Scored]) -> list[float]
     """Expected ms under the candidate's load (see the module's docstring)."""
     unknown = _unknown_completion(candidates)
     filled = _filled([expected_latency_ms(shape, c.stats, unknown) for c in candidates])
-    return [ms * (1 + c.in_flight / c.capacity) for ms, c in zip(filled, candidates, strict=True)]
+    return [ms * load_factor(c) for ms, c in zip(filled, candidates, strict=True)]
+
+
+def load_factor(candidate: Scored) -> float:
+    """How much its requests in flight slow a deployment down, as routing counts it:
+    +6 % at a quarter of its capacity, double at its capacity, x5 at twice."""
+    share = candidate.in_flight / candidate.capacity
+    return 1 + share * share
 
 
 def _with_retries(latencies: list[float], candidates: Sequence[Scored]) -> list[float]:
@@ -149,10 +157,14 @@ class _Balanced:
         self.errors = errors
         self.low = min(latencies)
         self.span = max(latencies) - self.low
+        # what an optimistic latency is measured against when the candidates all look
+        # alike (none measured yet, say): their own latency, so that probing still sees
+        # what a faster one would gain
+        self.scale = self.span if self.span > 0 else self.low
         self.values: list[float] = []
 
     def latency_term(self, ms: float) -> float:
-        return max(0.0, (ms - self.low) / self.span) if self.span > 0 else 0.0
+        return (ms - self.low) / self.scale if self.scale > 0 else 0.0
 
 
 def _balanced(

@@ -135,7 +135,7 @@ def test_latency_moves_off_a_slow_provider_and_probes_it_again() -> None:
     assert slow.shares["steady"] > 0.85  # the traffic is on the fastest
     assert 0.01 < slow.shares["fast"] < 0.1  # the slow one keeps a small probe share
     assert healed.best == "fast" and healed.best_share > 0.85  # and wins traffic back
-    assert healed.recover_s is not None and healed.recover_s < 3.0  # within seconds
+    assert healed.recover_s is not None and healed.recover_s <= 3.0  # within ~3 s
 
 
 def test_the_independent_scenario() -> None:
@@ -143,43 +143,67 @@ def test_the_independent_scenario() -> None:
     recovers while the second fails 40 % of its requests."""
     healthy, slow, flaky = run("independent").phases
     assert healthy.best_share > 0.9
-    assert slow.react_s is not None and slow.react_s < 1.5  # first slow answers at 0.9 s
+    assert slow.react_s is not None and slow.react_s <= 1.0  # first slow answers at 0.9 s
     assert slow.react_requests is not None and slow.react_requests <= 10
     assert slow.best_share > 0.85
-    assert flaky.recover_s is not None and flaky.recover_s < 3.0
+    assert flaky.recover_s is not None and flaky.recover_s <= 3.0
     assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
     assert flaky.best_share > 0.85
     assert [p.client_errors for p in (healthy, slow, flaky)] == [0, 0, 0]
 
 
-def test_a_doubled_latency_loses_its_traffic_within_seconds() -> None:
+def test_balanced_keeps_the_best_while_healthy() -> None:
+    """Requests in flight weigh in quadratically: the 8 a closed loop keeps on the best
+    deployment must not hand its traffic to the near-ties (it did at 70 %)."""
+    healthy = run("independent", strategy="balanced").phases[0]
+    assert healthy.best == "steady" and healthy.best_share >= 0.85
+
+
+def test_a_doubled_latency_loses_its_traffic_within_a_second() -> None:
+    """Its first slow answers come 0.6 s in (the requests sent before, at 300 ms, are
+    answered in 600): within about a second, or five slow answers, it has lost most of
+    its traffic."""
     _, doubled = run("degrade").phases
-    # its first slow answers come 0.6 s in; then a few requests' evidence
-    assert doubled.react_s is not None and doubled.react_s < 2.5
-    assert doubled.best_share > 0.8
+    assert doubled.react_s is not None and doubled.react_s <= 1.0
+    assert doubled.react_requests is not None and doubled.react_requests <= 12
+    assert doubled.best_share > 0.85
+    assert doubled.client_errors == 0
 
 
 def test_a_deployment_failing_40_percent_gets_little_traffic_and_no_client_sees_it() -> None:
     _, flaky, fixed = run("flaky").phases
-    assert flaky.react_s is not None and flaky.react_s < 2.5
+    assert flaky.react_s is not None and flaky.react_s <= 1.0
+    # health probes (one every 2 s) and a relapse after a lucky run of successes
     assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
     assert flaky.client_errors == 0
-    assert fixed.recover_s is not None and fixed.recover_s < 5.0  # fixed: back within seconds
+    assert fixed.recover_s is not None and fixed.recover_s <= 3.0  # fixed: back within ~3 s
+    assert fixed.client_errors == 0
 
 
 def test_cost_spends_nothing_exploring_prices() -> None:
     for phase in run("price-change").phases:
         assert phase.overspend == 0.0 and phase.best_share == 1.0
+        assert phase.client_errors == 0
     for phase in run("independent", strategy="cost").phases:
         # the only spending over the cheapest is the health probe of a failing one
         assert phase.overspend <= 0.02, phase
 
 
+def test_a_deployment_added_live_wins_its_traffic_at_once() -> None:
+    _, added = run("added-live").phases
+    assert added.best == "new" and added.best_share > 0.9
+    assert added.recover_s is not None and added.recover_s <= 1.0
+    assert added.client_errors == 0
+
+
 def test_replicas_learn_from_each_other() -> None:
+    """Two gateways on one store: each sees half the evidence first-hand and the rest
+    within one refresh (0.5 s)."""
     healthy, slow, flaky = run("replicas").phases
-    assert slow.react_s is not None and slow.react_s < 1.5
-    # each replica probes on its own budget, and sees half the evidence first-hand
-    assert flaky.recover_s is not None and flaky.recover_s < 7.0
+    assert healthy.best_share > 0.9
+    assert slow.react_s is not None and slow.react_s <= 1.5
+    assert slow.best_share > 0.85
+    assert flaky.recover_s is not None and flaky.recover_s <= 3.0
     assert flaky.unhealthy_share is not None and flaky.unhealthy_share <= 0.05
     assert [p.client_errors for p in (healthy, slow, flaky)] == [0, 0, 0]
 
