@@ -25,6 +25,7 @@ from gateway.ingress.responses.config import ResponsesConfig
 from gateway.observability.config import GenerationsConfig, RequestLogConfig, TracingConfig
 from providers.config import ProviderConfig
 from routing.config import ModelConfig, RoutingConfig
+from routing.store.fields import MINUTE
 
 # `${NAME}` reads the environment; `$${NAME}` is the literal text `${NAME}`
 _VAR = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -225,6 +226,8 @@ def parse_config(document: Any) -> Config:
         config = problems.convert(rest, Config, "")
     if config is not None and isinstance(config.auth, AuthConfig):
         _check_auth(config.auth, problems)
+    if config is not None:
+        _check_limits(models, config.routing.metrics.window, problems)
     if config is None or problems.found:
         raise ConfigError(*problems.found)
     config.providers = providers
@@ -248,6 +251,21 @@ def _check_references(
                     f"models.{model_name}.deployments[{i}].provider",
                     f"unknown provider '{deployment.provider}'",
                 )
+
+
+def _check_limits(models: dict[str, ModelConfig], window: float, problems: _Problems) -> None:
+    """`rpm` and `tpm` are counted over the last minute of the store's window."""
+    if window >= MINUTE:
+        return
+    for model_name, model in models.items():
+        for i, deployment in enumerate(model.deployments if model is not None else []):
+            for field in ("rpm", "tpm"):
+                if getattr(deployment, field) is not None:
+                    problems.add(
+                        f"models.{model_name}.deployments[{i}].{field}",
+                        f"a limit a minute needs routing.metrics.window of at least "
+                        f"{MINUTE:g} s (it is {window:g})",
+                    )
 
 
 def _check_auth(auth: AuthConfig, problems: _Problems) -> None:

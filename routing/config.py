@@ -24,6 +24,41 @@ class DeploymentConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     output_per_mtok: Price | None = None
     cached_input_per_mtok: Price | None = None  # defaults to the input price
     capabilities: CapabilityOverrides | None = None  # corrections for this model
+    # the vendor's limits, respected as constraints (docs/routing.md, Limits)
+    max_concurrency: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                description="Requests in flight on this deployment from one replica at most; "
+                "past it the deployment is skipped. Also the capacity its load is scored on.",
+            ),
+        ]
+        | None
+    ) = None
+    rpm: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                description="Requests a minute the vendor allows, counted over every replica "
+                "in the shared store (needs `routing.metrics.window` of 60 s or more); a "
+                "deployment that has used them is skipped.",
+            ),
+        ]
+        | None
+    ) = None
+    tpm: (
+        Annotated[
+            int,
+            Meta(
+                ge=1,
+                description="Tokens a minute (prompt and completion) the vendor allows, "
+                "counted like `rpm`.",
+            ),
+        ]
+        | None
+    ) = None
 
 
 class ModelConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

@@ -18,11 +18,23 @@ class Prices(msgspec.Struct, frozen=True, kw_only=True):
     cached_input_per_mtok: float  # what a cached prompt token costs
 
 
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """The vendor's limits on a deployment, respected as constraints (None: none)."""
+
+    max_concurrency: int | None = None  # in flight from one replica
+    rpm: int | None = None  # requests a minute, every replica's
+    tpm: int | None = None  # tokens a minute, every replica's
+
+
+NO_LIMITS = Limits()
+
+
 class Deployment(msgspec.Struct, frozen=True, kw_only=True):
     provider: str
     model: str
     prices: Prices
     capabilities: Capabilities
+    limits: Limits = NO_LIMITS
 
 
 class DeploymentError(ValueError):
@@ -50,6 +62,12 @@ def _prices(path: str, config: DeploymentConfig, entry: CatalogueEntry | None) -
     )
 
 
+def _limits(config: DeploymentConfig) -> Limits:
+    if config.max_concurrency is None and config.rpm is None and config.tpm is None:
+        return NO_LIMITS
+    return Limits(max_concurrency=config.max_concurrency, rpm=config.rpm, tpm=config.tpm)
+
+
 def resolve_deployments(
     models: Mapping[str, ModelConfig],
     families: Mapping[str, str],
@@ -74,6 +92,7 @@ def resolve_deployments(
                         entry.capabilities if entry else None,
                         config.capabilities,
                     ),
+                    limits=_limits(config),
                 )
             )
         resolved[name] = deployments

@@ -15,6 +15,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
+import msgspec
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -26,15 +27,19 @@ from tenacity.stop import stop_base
 
 from providers.errors import ProviderError, UpstreamRateLimited, UpstreamTimeout
 from routing.config import RetryConfig, RoutingConfig
+from routing.deployments import NO_LIMITS
 from routing.errors import RoutingFailed
 from routing.failure_log import log_failed_try
 from routing.health import Availability, HealthBoard
+from routing.limits import LIMIT_REASONS, limit_reached
 from routing.metadata import Attempt
 from routing.plan import Candidate, Plan
 from routing.stats import Outcome
 from routing.store.base import MetricsStore
 
 T = TypeVar("T")
+# skipped for one of these: the answer is 429 with Retry-After
+_RATE_LIMITED = LIMIT_REASONS | {"rate limited"}
 
 
 def _ms(seconds: float) -> float:
@@ -159,12 +164,25 @@ class Dispatcher:
         for position, candidate in enumerate(plan.candidates):
             if self._clock() >= deadline:
                 break
-            snapshot = self._store.snapshot()
+            store = self._store
+            snapshot = store.snapshot()
+            stats = snapshot.of(candidate.id)
             availability = self._health.availability(
-                candidate.id, snapshot.of(candidate.id), snapshot.taken_at, self._store.clock()
+                candidate.id, stats, snapshot.taken_at, store.clock()
             )
+            if availability.usable and candidate.deployment.limits is not NO_LIMITS:
+                availability = (
+                    limit_reached(
+                        candidate.deployment.limits,
+                        stats,
+                        store.local_in_flight(candidate.id),
+                        store.unflushed_starts(candidate.id),
+                        store.clock(),
+                    )
+                    or availability
+                )
             if not availability.usable:
-                skipped.append(availability)
+                skipped.append(msgspec.structs.replace(availability, deployment=candidate.id))
                 continue
             tries = _Tries(
                 candidate,
@@ -296,7 +314,9 @@ class Dispatcher:
         latency: float,
         completion_tokens: int | None,
         ttft: float | None = None,
+        tokens: int = 0,
     ) -> None:
+        """`tokens`: prompt and completion, what a `tpm` limit counts."""
         decision = self._health.succeeded(candidate.id, was_open=probe)
         self._store.record(
             Outcome(
@@ -307,6 +327,7 @@ class Dispatcher:
                 ttft=ttft,
                 completion_tokens=completion_tokens,
                 generation=latency - ttft if ttft is not None else None,
+                tokens=tokens,
                 open_until=decision.open_until,
             )
         )
@@ -343,9 +364,10 @@ class Dispatcher:
         waits = [a.retry_at - wall for a in skipped]
         if not attempts:
             retry_after = max(min(waits), 0.0) if waits else None
-            if skipped and all(a.reason == "rate limited" for a in skipped):
+            if skipped and all(a.reason in _RATE_LIMITED for a in skipped):
+                reasons = "; ".join(f"{a.deployment} {a.reason}" for a in skipped)
                 return RoutingFailed(
-                    "Every deployment for this request is rate limited; retry later.",
+                    f"Every deployment for this request is rate limited ({reasons}); retry later.",
                     attempts,
                     status=429,
                     code="upstream_rate_limited",

@@ -42,7 +42,9 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
     usable: bool
     state: CircuitState = "closed"
     retry_at: float = 0.0  # when it will be usable again, if not now
-    reason: str = ""  # "rate limited" | "circuit open" | "probe in flight"
+    # "rate limited" | "circuit open" | "probe in flight" | a limit (routing/limits.py)
+    reason: str = ""
+    deployment: str = ""  # which, once the dispatcher has skipped it
 
 
 class HealthBoard:

@@ -174,7 +174,7 @@ class Planner:
                     prices=c.deployment.prices,
                     stats=c.stats,
                     in_flight=c.in_flight,
-                    capacity=capacity,
+                    capacity=c.deployment.limits.max_concurrency or capacity,
                 )
                 for c in allowed
             ],

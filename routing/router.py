@@ -174,7 +174,13 @@ class Router:
             produced = completion_tokens_in(response.body)
             usage = estimated_usage(plan.prompt_tokens, completion_tokens=produced)
             estimated = True
-        self._dispatcher.succeeded(served.candidate, served.probe, latency, usage.completion_tokens)
+        self._dispatcher.succeeded(
+            served.candidate,
+            served.probe,
+            latency,
+            usage.completion_tokens,
+            tokens=usage.prompt_tokens + usage.completion_tokens,
+        )
         metadata = self.metadata_for(
             served.candidate,
             plan.strategy,
@@ -306,8 +312,14 @@ class RoutedStream:
             raise
         self._end()
         latency = self._router.clock() - self._started
+        usage = self.usage
         self._dispatcher.succeeded(
-            self.candidate, self._served.probe, latency, self.usage.completion_tokens, self._ttft
+            self.candidate,
+            self._served.probe,
+            latency,
+            usage.completion_tokens,
+            self._ttft,
+            tokens=usage.prompt_tokens + usage.completion_tokens,
         )
 
     def _end(self) -> None:

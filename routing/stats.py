@@ -28,6 +28,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     completion_tokens: int | None = None
     generation: float | None = None  # seconds from the first token to the last
     error: str | None = None  # the error code, on failure
+    tokens: int = 0  # prompt and completion tokens it used, counted against a `tpm`
     # health decisions taken on this outcome, shared with every replica
     cooldown_until: float = 0.0  # a 429 asked us to stay away until then
     open_until: float | None = None  # circuit: None no change, 0 closed, > 0 open until
@@ -52,6 +53,11 @@ class DeploymentStats(msgspec.Struct, frozen=True, kw_only=True):
     tokens_per_second: float | None = None  # time-decayed average of output throughput
     completion_tokens: float | None = None  # time-decayed average of completion length
     in_flight: int = 0  # across replicas
+    # tries started and tokens used in the last minute, every replica's (for `rpm`/`tpm`,
+    # to the window's bucket: the oldest bucket counted leaves at `minute_ends`)
+    minute_requests: int = 0
+    minute_tokens: int = 0
+    minute_ends: float = 0.0
     last_seen: float | None = None  # epoch seconds of the last outcome
     consecutive_failures: int = 0
     open_until: float = 0.0  # circuit opened until (0: closed)

@@ -64,6 +64,7 @@ class MetricsStore:
         self._windows: dict[str, dict[str, float]] = {}
         self._states: dict[str, dict[str, float]] = {}
         self._in_flight: dict[str, int] = {}
+        self._starts: dict[str, int] = {}  # tries begun since the last flush (`rpm`)
         self._tracked: set[str] = set()
         self._prices: dict[str, PriceOverride] = {}
         self._snapshot = Snapshot()
@@ -83,12 +84,22 @@ class MetricsStore:
 
     def started(self, deployment: str) -> None:
         self._in_flight[deployment] = self._in_flight.get(deployment, 0) + 1
+        self._starts[deployment] = self._starts.get(deployment, 0) + 1
 
     def finished(self, deployment: str) -> None:
         self._in_flight[deployment] = max(0, self._in_flight.get(deployment, 0) - 1)
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
+
+    def local_in_flight(self, deployment: str) -> int:
+        """Requests on a deployment now from this replica alone."""
+        return self._in_flight.get(deployment, 0)
+
+    def unflushed_starts(self, deployment: str) -> int:
+        """Tries this replica began on a deployment that its snapshot does not count
+        yet (they are in it from the next flush on)."""
+        return self._starts.get(deployment, 0)
 
     def in_flight(self, deployment: str) -> int:
         """Requests on a deployment now: this replica's, counted as they start and end,
@@ -155,8 +166,11 @@ class MetricsStore:
     async def _flush(self) -> None:
         now = self.clock()
         recorded, self._recorded = self._recorded, []
+        starts, self._starts = self._starts, {}
         for outcome in recorded:
             self._accumulator.add(outcome)
+        for deployment, tries in starts.items():
+            self._accumulator.started(deployment, tries, now)
         deltas = self._accumulator.drain()
         keep_from = oldest_bucket(now, self.config)
         for deployment, delta in deltas.items():

@@ -3,8 +3,9 @@ and Redis stores hold the same numbers (a test runs one outcome sequence through
 
 Per deployment, two hashes of numbers:
 - the *window*: counters per time bucket, field `<bucket>:<name>` (`n` requests, `e`
-  errors, `hl:<bin>` / `ht:<bin>` latency / TTFT histogram bins); buckets older than the
-  window are deleted on write;
+  errors, `hl:<bin>` / `ht:<bin>` latency / TTFT histogram bins, `s` tries started and
+  `tk` tokens used, which `rpm` and `tpm` limits count); buckets older than the window
+  are deleted on write;
 - the *state*: time-decayed averages (`lat` latency, `ttft`, `tps` throughput, `ct`
   completion length, `err` failures per try), each as three fields `<name>.s`, `.w`, `.t`;
   `seen` (last outcome), `cf` (consecutive failures), `open` (circuit open until), `cool`
@@ -111,6 +112,8 @@ class Accumulator:
             counters[field] = counters.get(field, 0.0) + amount
 
         count("n")
+        if outcome.tokens:
+            count("tk", float(outcome.tokens))
         at = outcome.at
         latency_ms = outcome.latency * 1000
         self._sample(delta, "err", 0.0 if outcome.ok else 1.0, at)
@@ -137,6 +140,14 @@ class Accumulator:
         if outcome.open_until is not None:
             delta.open_until = outcome.open_until  # the latest decision stands
 
+    def started(self, deployment: str, tries: int, at: float) -> None:
+        """`tries` began on a deployment since the last flush (for `rpm` limits)."""
+        delta = self.pending.get(deployment)
+        if delta is None:
+            delta = self.pending[deployment] = DeploymentDelta()
+        field = f"{int(at // self._bucket)}:s"
+        delta.counters[field] = delta.counters.get(field, 0.0) + tries
+
     def _sample(self, delta: DeploymentDelta, name: str, value: float, at: float) -> None:
         """`Decayed.merged` with one sample, in place (one exp, no new object: this runs
         for every outcome)."""
@@ -157,6 +168,16 @@ class Accumulator:
     def drain(self) -> dict[str, DeploymentDelta]:
         pending, self.pending = self.pending, {}
         return pending
+
+
+MINUTE = 60.0  # what `rpm` and `tpm` limits count over
+
+
+def minute_bucket(now: float, config: MetricsConfig) -> int:
+    """The first bucket counted as within the last minute (the minute is counted to the
+    bucket: with 10 s buckets, over the last 50 to 60 s). A bucket's tries leave the
+    count at `index * bucket + MINUTE`."""
+    return int((now - MINUTE) // config.bucket) + 1
 
 
 def oldest_bucket(now: float, config: MetricsConfig) -> int:
@@ -255,18 +276,28 @@ def stats_from(
     """The statistics a store's two hashes hold at `now` (values may be str or bytes
     from Redis: everything goes through float())."""
     keep_from = oldest_bucket(now, config)
-    requests = errors = 0.0
+    minute_from = minute_bucket(now, config)
+    requests = errors = started = tokens = 0.0
+    oldest_counted = minute_from + int(MINUTE // config.bucket) + 1  # none yet
     latency: dict[int, float] = {}
     ttft: dict[int, float] = {}
     for field, raw in window.items():
         bucket, _, name = field.partition(":")
-        if int(bucket) < keep_from:
+        index = int(bucket)
+        if index < keep_from:
             continue
         value = float(raw)
         if name == "n":
             requests += value
         elif name == "e":
             errors += value
+        elif name == "s" or name == "tk":
+            if index >= minute_from and value > 0:
+                if name == "s":
+                    started += value
+                else:
+                    tokens += value
+                oldest_counted = min(oldest_counted, index)
         elif name.startswith("hl:"):
             index = int(name[3:])
             latency[index] = latency.get(index, 0.0) + value
@@ -300,6 +331,9 @@ def stats_from(
         tokens_per_second=_rounded(_average(state, "tps")),
         completion_tokens=_rounded(_average(state, "ct")),
         in_flight=max(0, int(in_flight)),
+        minute_requests=int(started),
+        minute_tokens=int(tokens),
+        minute_ends=oldest_counted * config.bucket + MINUTE,
         last_seen=number("seen"),
         consecutive_failures=int(number("cf") or 0),
         open_until=number("open") or 0.0,
