@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
@@ -36,15 +37,22 @@ from providers.errors import SwitchboardError
 GC_YOUNG_THRESHOLD = 7_000  # allocations between two young collections (Python: 700)
 
 
-def create_app(config: Config, *, workers: int = 1, freeze_gc: bool = False) -> Litestar:
+def create_app(
+    config: Config,
+    *,
+    workers: int = 1,
+    freeze_gc: bool = False,
+    clock: Callable[[], float] = time.time,
+) -> Litestar:
     """`workers`: how many processes serve this config on one port (`serve --workers`).
-    `freeze_gc`: the app is the process's whole life (`serve`), see the lifespan."""
+    `freeze_gc`: the app is the process's whole life (`serve`), see the lifespan.
+    `clock`: routing's wall clock (see `Services`)."""
     # around every request: in-flight count, tracing, the request log (gateway/observability)
     watch = open_watch(config)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(config, watch=watch, workers=workers)
+        services = Services(config, watch=watch, workers=workers, clock=clock)
         await services.start()
         app.state.services = services
         if freeze_gc:

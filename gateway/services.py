@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 from gateway.accounting import Accounts
 from gateway.auth import AdminAuthenticator, Authenticator, Caller
@@ -50,11 +52,14 @@ class Services:
         watch: RequestWatch | None = None,
         *,
         workers: int = 1,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Raises ConfigError for what only shows once providers exist (a price missing
         from both the config and the model catalogue). `watch`: the app's middleware's
         (`open_watch`); without it none of observability's request work is done.
-        `workers`: processes serving this config on one port, each with its own Services."""
+        `workers`: processes serving this config on one port, each with its own Services.
+        `clock`: the wall clock routing's statistics and health decisions run on (tests
+        move it on instead of sleeping through a cooldown)."""
         self.config = config
         self.workers = workers
         if config.tracing is not None and (watch is None or watch.tracing is None):
@@ -76,7 +81,7 @@ class Services:
         self.models = ModelResolver(deployments)
         self.descriptions = {name: model.description for name, model in config.models.items()}
         try:
-            self.store = open_store(config.store, config.routing.metrics)
+            self.store = open_store(config.store, config.routing.metrics, clock=clock)
         except ValueError as exc:  # a store URL this store cannot use
             raise ConfigError(f"store: {exc}") from None
         self.store.track(

@@ -205,6 +205,8 @@ class Planner:
         it) is under half of it. The gap keeps a deployment that is still failing, on
         the little evidence its probes give, from coming back with every probe."""
         threshold = self._config.circuit.avoid_error_rate
+        if threshold >= 1:
+            return False  # avoiding is off: the circuit breaker alone decides
         stats, avoided = candidate.stats, self._avoided
         rate = stats.recent_error_rate
         avoided_at = avoided.get(candidate.id)

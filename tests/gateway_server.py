@@ -12,6 +12,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +31,9 @@ BASE_CONFIG: dict[str, Any] = {"auth": "none", "store": "memory://"}
 
 
 class GatewayServer:
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: dict[str, Any], clock: Callable[[], float] | None = None) -> None:
+        """`clock`: routing's wall clock, for tests that move time on (a cooldown's end)
+        rather than sleep through it; the machine's by default."""
         self._request_log: str | None = None
         if "logging" not in config:
             # the request log is on, as by default, into a file of its own: on stdout its
@@ -45,7 +48,7 @@ class GatewayServer:
         self._sock.bind(("127.0.0.1", 0))
         self.port: int = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.app = create_app(self.config)
+        self.app = create_app(self.config, clock=clock or time.time)
         server_config = uvicorn.Config(
             self.app,
             loop="uvloop",
