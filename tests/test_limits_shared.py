@@ -1,26 +1,30 @@
-"""A vendor's limits are shared by replicas through Redis: two gateway processes, one
+"""A vendor's limits are shared by replicas through Redis: two gateways, one
 redis-server. A 429 one replica got backs the deployment off for the other, and an
 `rpm` is counted over both. Waits are on conditions (what the other replica's
-scoreboard shows), never on the clock."""
+scoreboard shows), never on the clock.
+
+The two gateways run in this process (each its own app, store and router, on its own
+socket and event loop: they share nothing but Redis), as a process each takes tens of
+seconds to start on a loaded machine."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.gateway_process import GatewayProcess
-from tests.gateway_server import metadata_of
+from tests.gateway_server import GatewayServer, metadata_of
 from tests.mock_upstream import ErrorReply, MockUpstream
 from tests.redis_server import RedisServer
 from tests.routing_setup import HELLO, routed_config, wait_until
 
-Replicas = tuple[GatewayProcess, GatewayProcess, dict[str, MockUpstream]]
+Replicas = tuple[GatewayServer, GatewayServer, dict[str, MockUpstream]]
 
 
 @pytest.fixture(scope="module")
-def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+def replicas() -> Iterator[Replicas]:
     """Model `a`: `limited` (cheapest) then `spare`; model `b`: `counted` (cheapest, 2
     requests a minute) then `spare`. Cost strategy, so the cheapest is always first."""
     names = ("limited", "counted", "spare")
@@ -33,9 +37,8 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             metrics={"flush": 0.05, "refresh": 0.1},
         )
         config["models"]["b"]["deployments"][0]["rpm"] = 2
-        folder = tmp_path_factory.mktemp("limits")
-        first = GatewayProcess(config, folder, "a").start()
-        second = GatewayProcess(config, folder, "b").start()
+        first = GatewayServer(config).start()
+        second = GatewayServer(config).start()
         try:
             yield first, second, upstreams
         finally:
@@ -45,12 +48,12 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
                 upstream.stop()
 
 
-def board(gateway: GatewayProcess, model: str) -> dict[str, dict[str, Any]]:
-    rows = gateway.get("/v1/providers")["data"]
+def board(gateway: GatewayServer, model: str) -> dict[str, dict[str, Any]]:
+    rows = httpx.get(f"{gateway.url}/v1/providers", timeout=10).json()["data"]
     return {row["provider"]: row for row in rows if row["model"] == model}
 
 
-def ask(gateway: GatewayProcess, model: str) -> dict[str, Any]:
+def ask(gateway: GatewayServer, model: str) -> dict[str, Any]:
     answer = gateway.sdk().chat.completions.create(model=model, messages=HELLO)
     return metadata_of(answer)
 
