@@ -24,6 +24,7 @@ import msgspec
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway.governance.ask import Ask, RateState, Settlement, Verdict
+from gateway.governance.outbox import OUTBOX_LIMIT, Batch, SettlementOutbox
 from gateway.governance.script_batch import Coalescer, ScriptBatch, sha
 from gateway.governance.store import GovernanceStatus, GovernanceStore
 from routing.store.errors import StoreUnavailable
@@ -43,8 +44,18 @@ return false
 _encode = msgspec.json.Encoder().encode
 _decode_replies = msgspec.json.Decoder(list[list[int]]).decode
 BUCKET_TTL_S = 40 * 86400  # a budget bucket outlives its month
-OUTBOX_LIMIT = 100_000  # settlements kept while Redis is down; older ones are dropped
+# how long Redis remembers the last batch a process applied: a batch sent again within
+# this time (its reply was lost, or no replica had acknowledged it) is counted once
+SEQUENCE_TTL_MS = 7 * 86400 * 1000
+WAIT_MS = 250  # how long a flush waits for a replica's acknowledgement (Sentinel only)
 PROBE_EVERY = 1.0  # seconds between pings while degraded
+
+
+def _replicas_of(role: Any) -> int:
+    """Replicas connected to a primary, from its ROLE reply: ["master", offset, [...]]."""
+    if isinstance(role, list | tuple) and len(role) >= 3 and isinstance(role[2], list | tuple):
+        return len(role[2])
+    return 0
 
 
 def _reason(exc: BaseException) -> str:
@@ -62,21 +73,27 @@ class RedisGovernanceStore(GovernanceStore):
         clock: Callable[[], float] = time.time,
         server_time: bool = True,
         ledger_days: int = 400,
+        outbox_limit: int = OUTBOX_LIMIT,
     ) -> None:
         """Parses the URL (ValueError if unusable); nothing connects here. `server_time`:
         limits and holds run on Redis's clock, which all replicas share."""
         super().__init__(clock=clock, ledger_days=ledger_days)
         if "{" in prefix or "}" in prefix:
             raise ValueError("the key prefix must not hold { or }: they pick the cluster slot")
-        self._client = open_client(parse_redis_url(url))
+        target = parse_redis_url(url)
+        self._client = open_client(target)
         self._tag = f"{prefix}:{{gov}}"
         self._holds_key = self.key("holds")
         self._records_key = self.key("hold-records")
         self._server_time = server_time
         self._degraded: str | None = None
-        self._outbox: list[Settlement] = []
-        self._ledger_outbox: dict[str, dict[str, int]] = {}
-        self._used_outbox: dict[str, float] = {}
+        self.outbox = SettlementOutbox(limit=outbox_limit)
+        self._applied_key = self.key(f"settled:{self.outbox.epoch}")
+        self._sending = asyncio.Lock()
+        # acknowledged writes survive a failover only once a replica has them: where a
+        # failover can happen (Sentinel), each flush waits for one replica
+        self._sentinel = target.mode == "sentinel"
+        self._replicas = 1  # connected to the primary, as ROLE said at the last flush
         self._keys_key = self.key("keys")
         self._used_key = self.key("keys-last-used")
         self._probe: asyncio.Task[None] | None = None
@@ -163,106 +180,90 @@ class RedisGovernanceStore(GovernanceStore):
         last_used: Mapping[str, float] | None = None,
     ) -> None:
         now = self.now_ms()
+        shared = []
         for settlement in settlements:
             if settlement.shared:
-                self._outbox.append(settlement)
+                shared.append(settlement)
             else:  # held here during an outage: freed here, and the spend still shared
                 self.settle_now(settlement, now)
-                self._outbox.append(
-                    msgspec.structs.replace(settlement, hold="", shared=True, tokens=())
-                )
-        if len(self._outbox) > OUTBOX_LIMIT:
-            dropped = len(self._outbox) - OUTBOX_LIMIT
-            log.warning("governance outbox full: %d settlements dropped", dropped)
-            del self._outbox[:dropped]
-        for day, fields in (ledger or {}).items():
-            kept = self._ledger_outbox.setdefault(day, {})
-            for field, amount in fields.items():
-                kept[field] = kept.get(field, 0) + amount
-        self._used_outbox.update(last_used or {})
+                shared.append(msgspec.structs.replace(settlement, hold="", tokens=()))
+        self.outbox.add(shared, ledger, last_used)
         if self._degraded is None:
             await self._send_outbox()
 
     async def _send_outbox(self) -> None:
-        """One pipelined round trip; what does not reach Redis waits for the next."""
-        batch, self._outbox = self._outbox, []
-        ledger, self._ledger_outbox = self._ledger_outbox, {}
-        used, self._used_outbox = self._used_outbox, {}
-        if not (batch or ledger or used):
-            return
-        try:
-            results = await self._settle_pipeline(batch, ledger, used)
-            if any(isinstance(r, NoScriptError) for r in results[: len(batch)]):
-                await self.redis.script_load(SETTLE_SCRIPT)
-                retried = await self._settle_pipeline(batch, {}, {})
-                results[: len(batch)] = retried
-        except Exception as exc:
-            self._outbox[:0] = batch
-            for day, fields in ledger.items():  # the ledger is added at least once
-                kept = self._ledger_outbox.setdefault(day, {})
-                for field, amount in fields.items():
-                    kept[field] = kept.get(field, 0) + amount
-            self._used_outbox = {**used, **self._used_outbox}
-            self._set_degraded(_reason(exc))
-            return
-        failed = [s for s, r in zip(batch, results, strict=False) if isinstance(r, Exception)]
-        if failed:
-            self._outbox[:0] = failed
-            log.warning("%d settlements failed: %s", len(failed), results[0])
+        """One pipelined round trip for every batch owed; what Redis did not take (or,
+        on Sentinel, no replica acknowledged) waits in the outbox for the next flush."""
+        async with self._sending:  # the flush, the probe and shutdown take turns
+            batches = self.outbox.take()
+            if not batches:
+                return
+            try:
+                results = await self._settle_pipeline(batches)
+                if any(isinstance(r, NoScriptError) for r in results):
+                    await self.redis.script_load(SETTLE_SCRIPT)
+                    results = await self._settle_pipeline(batches)
+            except Exception as exc:  # sent again, once Redis answers the probe
+                self._set_degraded(_reason(exc))
+                return
+            errors = [r for r in results if isinstance(r, Exception)]
+            if errors:  # whatever it is, the batches are sent again (and count once)
+                log.warning("governance settlement failed: %s", _reason(errors[0]))
+                return
+            confirmed = True
+            if self._sentinel:
+                waited = self._replicas > 0
+                confirmed = not waited or int(results[-2]) >= 1
+                self._replicas = _replicas_of(results[-1])
+            self.outbox.applied(batches, confirmed=confirmed)
 
-    async def _settle_pipeline(
-        self,
-        batch: Sequence[Settlement],
-        ledger: Mapping[str, Mapping[str, int]],
-        used: Mapping[str, float],
-    ) -> list[Any]:
-        """One pipeline: the batch's settlements summed per bucket and per tpm key in one
-        script call, then the ledger and the keys' last use."""
+    async def _settle_pipeline(self, batches: Sequence[Batch]) -> list[Any]:
+        """A script call per batch, in sequence order; on Sentinel then WAIT for one
+        replica to have them all (when the primary had a replica at the last flush:
+        WAIT with none would only time out) and ROLE (the replicas connected now)."""
         pipe = self.redis.pipeline(transaction=False)
-        if batch:
+        for batch in batches:
             keys, argument = self._settle_argument(batch)
             pipe.execute_command("EVALSHA", sha(SETTLE_SCRIPT), len(keys), *keys, argument)
-        retention = (self.ledger_days + 1) * 86400
-        for day, fields in ledger.items():
-            day_key = self.key(f"ledger:{day}")
-            for field, amount in fields.items():
-                pipe.hincrby(day_key, field, amount)
-            pipe.expire(day_key, retention)
-        if used:
-            pipe.hset(self._used_key, mapping={k: repr(v) for k, v in used.items()})
-        results = list(await pipe.execute(raise_on_error=False))
-        # one result per settlement, as the outbox expects: the script's for all of them
-        return [results[0]] * len(batch) + results[1:] if batch else results
+        if self._sentinel:
+            pipe.execute_command("WAIT", 1 if self._replicas > 0 else 0, WAIT_MS)
+            pipe.execute_command("ROLE")
+        return list(await pipe.execute(raise_on_error=False))
 
-    def _settle_argument(self, batch: Sequence[Settlement]) -> tuple[list[str], bytes]:
-        keys = [self._holds_key, self._records_key]
+    def _settle_argument(self, batch: Batch) -> tuple[list[str], bytes]:
+        keys = [self._holds_key, self._records_key, self._applied_key]
         index: dict[str, int] = {}
-        spent: dict[int, int] = {}
-        tokens: dict[int, list[int]] = {}
-        holds = []
-        for settlement in batch:
-            if settlement.hold:
-                holds.append(settlement.hold)
-            for bucket in settlement.buckets:
-                at = index.get(bucket)
-                if at is None:
-                    keys.append(self.key(bucket))
-                    at = index[bucket] = len(keys)
-                spent[at] = spent.get(at, 0) + settlement.actual
-            for key, limit, difference in settlement.tokens:
-                at = index.get(key)
-                if at is None:
-                    keys.append(self.key(key))
-                    at = index[key] = len(keys)
-                entry = tokens.setdefault(at, [limit, 0])
-                entry[0], entry[1] = limit, entry[1] + difference
+
+        def at(name: str) -> int:
+            found = index.get(name)
+            if found is None:
+                keys.append(self.key(name))
+                found = index[name] = len(keys)  # Lua counts from 1
+            return found
+
+        retention = (self.ledger_days + 1) * 86400
+        ledger = []
+        for day, fields in batch.ledger.items():
+            entry: list[Any] = [at(f"ledger:{day}"), retention]
+            for name, amount in fields.items():
+                entry += (name, amount)
+            ledger.append(entry)
+        used: list[Any] = []
+        if batch.used:
+            used.append(at("keys-last-used"))
+            for name, value in batch.used.items():
+                used += (name, repr(value))
         argument = _encode(
             {
                 "now": self._now_value(),
                 "ttl": BUCKET_TTL_S,
-                "holds": holds,
-                "spent": list(spent.items()),
-                "tokens": [(at, limit, total) for at, (limit, total) in tokens.items()],
+                "seq": batch.seq,
+                "seq_ttl": SEQUENCE_TTL_MS,
+                "holds": batch.holds,
+                "spent": [(at(bucket), amount) for bucket, amount in batch.spent.items()],
+                "tokens": [(at(k), limit, total) for k, (limit, total) in batch.tokens.items()],
+                "ledger": ledger,
+                "used": used,
             }
         )
         return keys, argument
@@ -359,13 +360,20 @@ class RedisGovernanceStore(GovernanceStore):
                 continue
             log.warning("governance store reachable again")
             self._degraded = None
-            if self._outbox:
+            if self.outbox:
                 await self._send_outbox()
 
     def status(self) -> GovernanceStatus:
         return GovernanceStatus(
-            backend=self.backend, degraded=self._degraded is not None, detail=self._degraded
+            backend=self.backend,
+            degraded=self._degraded is not None,
+            detail=self._degraded,
+            dropped=self.outbox.dropped,
         )
+
+    @property
+    def dropped(self) -> int:
+        return self.outbox.dropped
 
     async def start(self) -> None:
         """Connects once now: a cluster client learns the slots before the first burst of
@@ -383,7 +391,13 @@ class RedisGovernanceStore(GovernanceStore):
                 await self._probe
         await self._admissions.aclose()
         await self._batch.aclose()
-        if self._outbox and self._degraded is None:
+        if self.outbox and self._degraded is None:
             with contextlib.suppress(Exception):
                 await self._send_outbox()
+        if self.outbox:
+            log.warning(
+                "governance store closed with %d entries unsettled in its outbox "
+                "(Redis unreachable): their spend is not in the shared budgets",
+                len(self.outbox),
+            )
         await self._client.aclose()

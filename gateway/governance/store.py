@@ -27,6 +27,7 @@ class GovernanceStatus(msgspec.Struct, kw_only=True):
     backend: str  # memory | redis
     degraded: bool  # the shared store is unreachable: this replica limits on its own
     detail: str | None = None
+    dropped: int = 0  # settlements given up on since start: the outbox overflowed
 
 
 class _Hold(msgspec.Struct):
@@ -190,6 +191,11 @@ class GovernanceStore:
 
     def status(self) -> GovernanceStatus:
         return GovernanceStatus(backend=self.backend, degraded=False)
+
+    @property
+    def dropped(self) -> int:
+        """Settlements never written to the shared store: its outbox overflowed."""
+        return 0
 
     async def start(self) -> None:
         pass
