@@ -55,6 +55,7 @@ class StoreHealth(msgspec.Struct, frozen=True):
     store: str  # routing | governance
     backend: str  # memory | redis
     degraded: bool
+    dropped: int = 0  # given up on since start: the store's outbox overflowed
 
 
 class InFlight:
@@ -122,6 +123,17 @@ class GatewayMetrics:
             ["endpoint", "status", "code"],
             registry=r,
         )
+        self.outbox_dropped = Counter(
+            "switchboard_store_outbox_dropped",
+            "Writes a replica gave up on because its store outbox overflowed during a long "
+            "Redis outage: store=routing counts outcomes missing from the shared "
+            "statistics, store=governance settlements missing from the shared budgets "
+            "and ledger.",
+            ["store"],
+            registry=r,
+        )
+        self._stores = stores
+        self._dropped_seen: dict[str, int] = {}
         self.limited = Counter(
             "switchboard_limit_rejections",
             "Requests refused by a rate limit (limit=rate) or a budget (limit=budget).",
@@ -207,6 +219,17 @@ class GatewayMetrics:
 
     async def deliver(self, records: Sequence[RequestRecord]) -> None:
         self.count(records)
+        self.count_dropped()
+
+    def count_dropped(self) -> None:
+        """What the stores' outboxes gave up on since the last delivery: a counter, so
+        that every worker's drops are summed (a gauge read at scrape time would show only
+        the answering worker's)."""
+        for health in self._stores():
+            seen = self._dropped_seen.get(health.store, 0)
+            if health.dropped > seen:
+                self.outbox_dropped.labels(health.store).inc(health.dropped - seen)
+                self._dropped_seen[health.store] = health.dropped
 
     def publish_in_flight(self) -> None:
         """With several workers: this worker's count into the shared folder (before a

@@ -145,9 +145,10 @@ class Services:
 
     def store_health(self) -> list[StoreHealth]:
         routing, governance = self.store.status(), self.governance.store.status()
+        routing_dropped = getattr(self.store, "dropped", 0)  # a shared store's outbox
         return [
-            StoreHealth("routing", routing.backend, routing.degraded),
-            StoreHealth("governance", governance.backend, governance.degraded),
+            StoreHealth("routing", routing.backend, routing.degraded, routing_dropped),
+            StoreHealth("governance", governance.backend, governance.degraded, governance.dropped),
         ]
 
     def model_allowed(self, caller: Caller, name: str) -> bool:
