@@ -1,7 +1,8 @@
 """Redis failing over under steady traffic: a Sentinel promoting the replica after its
 primary dies, and a cluster node restarting. Two gateway processes serve throughout,
 for a key with a rate limit and a budget (so governance's admission runs on Redis too);
-no client request may fail, and statistics, live prices and spend carry on. Each test
+no client request may fail, and statistics, live prices and spend carry on: the budget
+and the ledger hold every answer's cost exactly once afterwards. Each test
 prints the error count, the longest stall a client saw and how long Redis was
 unavailable (run with `-s` to read them)."""
 
@@ -19,23 +20,16 @@ from typing import Any
 import httpx
 import pytest
 
+from gateway.governance.ask import nano_usd
 from gateway.governance.redis_store import RedisGovernanceStore
 from routing.stats import PriceOverride, deployment_id
 from routing.store.redis_store import RedisStore
 from tests.gateway_process import GatewayProcess
 from tests.gateway_server import upstream_config
 from tests.mock_upstream import MockUpstream
-from tests.redis_server import DurableCluster, SentinelGroup
+from tests.redis_server import DurableCluster, RedisServer, SentinelGroup
 from tests.routing_setup import wait_until
 
-# Found by these tests, left to governance (its issue): while its store is degraded a
-# replica admits and settles on local counters only, and that spend never reaches the
-# shared budget once Redis is back. Each test still checks requests, statistics and
-# prices first; this marks it xfail, naming what is lost, until spend carries on too.
-LOCAL_SPEND = (
-    "governance: spend admitted on local counters while Redis was unreachable is never "
-    "written to the shared budget (see the printed share)"
-)
 DEPLOYMENT = deployment_id("mock", "upstream-model-id")
 PRICE = PriceOverride(input_per_mtok=100.0, output_per_mtok=200.0)  # the config says 2 and 8
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hello"}]}
@@ -166,8 +160,51 @@ def spent_nano_usd(url: str) -> int:
     return asyncio.run(read())
 
 
+def ledger_nano_usd(url: str) -> int:
+    """The key's cost in the spend ledger today (and yesterday, as above)."""
+
+    async def read() -> int:
+        store = RedisGovernanceStore(url)
+        today = datetime.datetime.now(datetime.UTC).date()
+        days = [(today - datetime.timedelta(days=d)).isoformat() for d in (1, 0)]
+        try:
+            ledger = await store.ledger(days)
+        finally:
+            await store.aclose()
+        return sum(
+            amount
+            for fields in ledger.values()
+            for field, amount in fields.items()
+            if field.startswith("client\t") and field.endswith("\tusd")
+        )
+
+    return asyncio.run(read())
+
+
 def cost_nano_usd(outcomes: list[Outcome]) -> int:
-    return round(sum(o.body["routing_metadata"]["cost"]["usd"] for o in outcomes) * 1e9)
+    """What the answers say they cost, each rounded up to a nano-USD as governance does."""
+    return sum(nano_usd(o.body["routing_metadata"]["cost"]["usd"]) for o in outcomes)
+
+
+def check_spend(what: str, url: str, traffic: SteadyTraffic) -> None:
+    """Every answer's cost is in the shared budget and the ledger exactly once: the
+    outboxes delivered what Redis missed, and nothing twice. Waited for: the gateways
+    settle every 0.1 s and a replica retries once a second after an outage."""
+    total = cost_nano_usd(traffic.outcomes)
+    readings: list[tuple[int, int]] = []
+
+    def settled() -> bool:
+        readings.append((spent_nano_usd(url), ledger_nano_usd(url)))
+        return readings[-1] == (total, total)
+
+    try:
+        wait_until(settled, timeout=30)
+    finally:
+        spent, ledger = readings[-1]
+        print(
+            f"{what}: spend {spent} of {total} nano-USD in the budget "
+            f"({spent - total:+d}), {ledger} in the ledger ({ledger - total:+d})"
+        )
 
 
 def priced_by_the_override(outcome: Outcome) -> bool:
@@ -218,13 +255,9 @@ def test_a_sentinel_failover_under_traffic_loses_no_request(
     print(f"sentinel failover: {counted} of {len(traffic.outcomes)} requests counted in Redis")
     assert counted >= traffic.sent_since(recovered_at)
     assert counted <= len(traffic.outcomes) + CLIENTS  # at least once, never inflated
-    # spend carried on: every settlement since recovery is on the new primary
-    after = [o for o in traffic.outcomes if o.sent_at >= recovered_at]
-    spent, total = spent_nano_usd(sentinel_group.url), cost_nano_usd(traffic.outcomes)
-    print(f"sentinel failover: {spent / total:.1%} of the spend recorded in Redis")
-    assert spent <= total + len(traffic.outcomes)  # never inflated (rounding per request)
-    if spent < cost_nano_usd(after):
-        pytest.xfail(LOCAL_SPEND)
+    # spend carried on, all of it: settled before the failover (a replica acknowledged
+    # it), during it (in the outbox) and after, each once
+    check_spend("sentinel failover", sentinel_group.url, traffic)
 
 
 def test_a_cluster_node_restart_under_traffic_loses_nothing(
@@ -252,10 +285,36 @@ def test_a_cluster_node_restart_under_traffic_loses_nothing(
     counted = shared_requests(durable_cluster.url)
     print(f"cluster node restart: {counted} of {len(traffic.outcomes)} requests counted")
     assert counted <= len(traffic.outcomes) + CLIENTS
-    # every request's cost was settled in the budget (nano-USD, rounded per request)
-    total = cost_nano_usd(traffic.outcomes)
-    spent = spent_nano_usd(durable_cluster.url)
-    print(f"cluster node restart: {spent / total:.1%} of the spend recorded in Redis")
-    assert spent <= total + len(traffic.outcomes)
-    if spent < total - len(traffic.outcomes):
-        pytest.xfail(LOCAL_SPEND)
+    # every request's cost was settled in the budget and the ledger, once
+    check_spend("cluster node restart", durable_cluster.url, traffic)
+
+
+@pytest.fixture
+def durable_redis() -> Iterator[RedisServer]:
+    """A standalone Redis that keeps its data across a restart (append-only file)."""
+    with RedisServer("--appendonly", "yes", "--appendfsync", "always") as server:
+        yield server
+
+
+def test_a_standalone_redis_restart_under_traffic_loses_no_spend(
+    durable_redis: RedisServer, two_gateways: Callable[[str], list[GatewayProcess]]
+) -> None:
+    """Redis restarted (an upgrade, a crash) with its append-only file: it comes back with
+    what it had, and the replicas deliver what it missed while it was down."""
+    server = durable_redis
+    gateways = two_gateways(server.url)
+    with SteadyTraffic([g.url for g in gateways]) as traffic:
+        traffic.wait_for(100)
+        down_at = time.monotonic()
+        server.stop()
+        # both replicas notice, and serve on their own meanwhile
+        wait_until(lambda: all(g.get("/readyz")["status"] == "degraded" for g in gateways), 30)
+        traffic.wait_for(50)
+        server.start()
+        outage = time.monotonic() - down_at
+        wait_until(lambda: all_ready(gateways), timeout=30)
+        traffic.wait_for(100)
+    errors, stall = report("standalone restart", traffic, outage)
+    assert errors == 0
+    assert stall < 5.0
+    check_spend("standalone restart", server.url, traffic)
