@@ -334,6 +334,29 @@ async def test_concurrent_syncs_write_everything_once(
     assert b.snapshot().of(GPT).requests == 20
 
 
+async def test_a_write_sent_again_counts_once(redis_stores: StoreFactory, clock: FakeClock) -> None:
+    """A flush whose reply was lost is sent again with the same numbers: Redis keeps the
+    last number it applied per replica process, so the outcomes count once; the next
+    flush, and another process's first, count."""
+    a, b = redis_stores(clock=clock, replica="a"), redis_stores(clock=clock, replica="b")
+    b.track([GPT])
+    a.record(ok(GPT, T0, 0.1))
+    a.record(ok(GPT, T0, 0.1))
+    await a.sync()
+    sent = [("openai/gpt-4o", delta, None, seq) for _, delta, seq in a._last_sent]
+    assert sent and all(seq is not None for *_, seq in sent)
+    for _ in range(2):  # as after a timeout: the same calls again
+        failed_calls, _ = await a._record(sent, 0, clock.now)
+        assert failed_calls == []
+    a.record(ok(GPT, T0, 0.1))
+    await a.sync()
+    other = redis_stores(clock=clock, replica="a")  # a restarted process, same name
+    other.record(ok(GPT, T0, 0.1))
+    await other.sync()
+    await b.sync()
+    assert b.snapshot().of(GPT).requests == 4
+
+
 async def test_unreadable_data_is_survived(
     redis_stores: StoreFactory, redis_url: str, redis_prefix: str, clock: FakeClock
 ) -> None:

@@ -1,13 +1,19 @@
 -- One deployment's write: fields.apply() in Redis, plus this replica's in-flight count,
 -- plus an expiry so that a deployment nobody uses any more vanishes.
 --
--- KEYS[1] the window hash, KEYS[2] the state hash (one hash tag: one cluster slot)
+-- A delta carries a sequence number, increasing per replica process; KEYS[3] keeps the
+-- last one applied. A delta at or below it was applied already (its reply was lost, or
+-- it was sent again until a replica acknowledged it) and is not added twice.
+--
+-- KEYS[1] the window hash, KEYS[2] the state hash, KEYS[3] this process's last applied
+-- sequence number for the deployment (one hash tag: one cluster slot)
 -- ARGV[1] keep_from: the first bucket still inside the window
 -- ARGV[2] now (epoch seconds)
 -- ARGV[3] expiry (ms) after the last write, or after an open circuit or a cooldown ends
 -- ARGV[4] the DeploymentDelta as msgspec JSON (Decayed as [total, weight, at, half_life]),
 --         or "" when there is only an in-flight count to report
 -- ARGV[5] replica name, ARGV[6] its in-flight count, or "" for none
+-- ARGV[7] the delta's sequence number, or "" for none
 local window, state = KEYS[1], KEYS[2]
 local keep_from = tonumber(ARGV[1])
 local now = tonumber(ARGV[2])
@@ -24,7 +30,17 @@ local function put(key, field, value)
   redis.call('HSET', key, field, string.format('%.17g', value))
 end
 
-if ARGV[4] ~= '' then
+local fresh = ARGV[4] ~= ''
+if fresh and ARGV[7] ~= '' then
+  local seq = tonumber(ARGV[7])
+  if seq <= tonumber(redis.call('GET', KEYS[3]) or '0') then
+    fresh = false
+  else
+    redis.call('SET', KEYS[3], ARGV[7], 'PX', expiry)
+  end
+end
+
+if fresh then
   local delta = cjson.decode(ARGV[4])
   for field, amount in pairs(delta.counters) do
     redis.call('HINCRBYFLOAT', window, field, amount)

@@ -21,6 +21,7 @@ import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
@@ -33,7 +34,7 @@ from routing.stats import PriceOverride, Snapshot
 from routing.store.base import MetricsStore
 from routing.store.errors import StoreUnavailable
 from routing.store.fields import DeploymentDelta, oldest_bucket
-from routing.store.outbox import Entries, Outbox
+from routing.store.outbox import Outbox
 from routing.store.redis_url import open_client, parse_redis_url
 
 log = logging.getLogger("switchboard.store")
@@ -45,8 +46,12 @@ EXPIRE_WINDOWS = 3  # a deployment's hashes outlive its last write by this many 
 _encode = msgspec.json.Encoder().encode
 _decode_price = msgspec.json.Decoder(PriceOverride).decode
 
-# (deployment, delta or None, in-flight count or None): one script call
-_Call = tuple[str, DeploymentDelta | None, int | None]
+# (deployment, delta or None, in-flight count or None, sequence number or None): one call
+_Call = tuple[str, DeploymentDelta | None, int | None, int | None]
+# (deployment, delta, sequence number): a delta numbered for sending, until it counts
+_Sealed = tuple[str, DeploymentDelta, int]
+RESEND_LIMIT = 50  # flushes a write waits for a replica's acknowledgement (Sentinel)
+WAIT_MS = 250  # how long one flush waits for it
 
 
 class RedisStore(MetricsStore):
@@ -68,8 +73,19 @@ class RedisStore(MetricsStore):
             raise ValueError("the key prefix must not hold { or }: they pick the cluster slot")
         self._prefix = prefix
         self._prices_key = f"{prefix}:prices"
-        self._client = open_client(parse_redis_url(url))
+        target = parse_redis_url(url)
+        self._client = open_client(target)
         self._outbox = Outbox(self.config)
+        # deltas numbered and sent, kept until Redis applied them (and, on Sentinel, a
+        # replica acknowledged them); numbers per process, new at every start
+        self._epoch = uuid.uuid4().hex
+        self._seq = 0
+        self._sealed: list[_Sealed] = []
+        self._sealed_at = 0.0
+        self._unconfirmed = 0  # flushes the sealed deltas went unacknowledged
+        self._last_sent: list[_Sealed] = []  # the last deltas Redis took (for tests)
+        self._sentinel = target.mode == "sentinel"
+        self._replicas = 1  # connected to the primary, as ROLE said at the last flush
         self._reported: dict[str, int] = {}  # in-flight counts Redis holds from us
         self._pushing = asyncio.Lock()
         self._push_failure: str | None = None  # keeps the store degraded while writes fail
@@ -98,60 +114,116 @@ class RedisStore(MetricsStore):
                 for deployment, count in in_flight.items()
                 if count or self._reported.get(deployment, 0) != count
             }
-            calls = _calls(self._outbox.entries(), reports)
-            if not calls:
+            if self._sealed and await self._send(self._sealed, reports, now):
+                self._sealed, reports = [], {}
+            if self._sealed:  # not yet applied (or not acknowledged): the rest waits
                 return
-            try:
-                failed = await self._record(calls, oldest_bucket(now, self.config), now)
-            except Exception as exc:  # redis, OS and bugs alike: the outbox keeps it all
-                self._push_failed(_reason(exc))
-                return
-            self._outbox.keep([(d, delta) for d, delta, _ in failed if delta is not None], now)
-            not_reported = {d for d, _, count in failed if count is not None}
-            for deployment, count in reports.items():
-                if deployment not in not_reported:
-                    self._reported[deployment] = count
+            # what waits is numbered now: sent again with these numbers until it counts
+            for deployment, delta in self._outbox.entries():
+                self._seq += 1
+                self._sealed.append((deployment, delta, self._seq))
+            self._sealed_at, self._unconfirmed = now, 0
+            self._outbox.clear()
+            if (self._sealed or reports) and await self._send(self._sealed, reports, now):
+                self._sealed = []
 
-    async def _record(self, calls: Sequence[_Call], keep_from: int, now: float) -> list[_Call]:
-        """Runs the script for each call in one pipeline; returns the calls that failed.
-        A Redis that lost its script cache (restarted, failed over) gets it again, once."""
-        results = await self._run_script(calls, keep_from, now)
+    async def _send(self, sealed: Sequence[_Sealed], reports: dict[str, int], now: float) -> bool:
+        """Writes the numbered deltas (and the in-flight counts); True when Redis applied
+        them all and, on Sentinel, a replica acknowledged them. A delta Redis already
+        applied changes nothing: the script keeps the last number per replica process."""
+        if sealed and now - self._sealed_at > self.config.window:
+            # out of the window by now: counters Redis would drop on arrival anyway
+            lost = sum(_outcomes(delta) for _, delta, _ in sealed)
+            self._outbox.dropped += lost
+            log.warning("metrics store outbox full: %d outcomes not shared", lost)
+            sealed, self._sealed = [], []
+        calls = _calls(sealed, reports)
+        if not calls:
+            return True
+        try:
+            failed, confirmed = await self._record(calls, oldest_bucket(now, self.config), now)
+        except Exception as exc:  # redis, OS and bugs alike: the deltas are sent again
+            self._push_failed(_reason(exc))
+            return False
+        not_reported = {d for d, _, count, _ in failed if count is not None}
+        for deployment, count in reports.items():
+            if deployment not in not_reported:
+                self._reported[deployment] = count
+        if failed:
+            return False
+        self._last_sent = list(sealed)
+        if not confirmed:
+            self._unconfirmed += 1
+            if self._unconfirmed <= RESEND_LIMIT:
+                return False
+            log.warning(
+                "no replica acknowledged the metrics written in the last %d flushes: kept "
+                "on the primary only, a failover now would lose them",
+                self._unconfirmed,
+            )
+        return True
+
+    async def _record(
+        self, calls: Sequence[_Call], keep_from: int, now: float
+    ) -> tuple[list[_Call], bool]:
+        """Runs the script for each call in one pipeline; the calls that failed, and
+        whether a replica acknowledged the writes (always, but on Sentinel with
+        replicas). A Redis that lost its script cache (restarted, failed over) gets it
+        again, once."""
+        results, confirmed = await self._run_script(calls, keep_from, now)
         if any(isinstance(r, NoScriptError) for r in results):
             await self._client.redis.script_load(RECORD_SCRIPT)
             retried = [
                 c for c, r in zip(calls, results, strict=True) if isinstance(r, NoScriptError)
             ]
-            again = iter(await self._run_script(retried, keep_from, now))
+            again_results, confirmed = await self._run_script(retried, keep_from, now)
+            again = iter(again_results)
             results = [next(again) if isinstance(r, NoScriptError) else r for r in results]
         failures = [(c, r) for c, r in zip(calls, results, strict=True) if isinstance(r, Exception)]
         if failures:
             self._push_failed(_reason(failures[0][1]))
         else:
             self._push_failure = None
-        return [c for c, _ in failures]
+        return [c for c, _ in failures], confirmed
 
     def _push_failed(self, reason: str) -> None:
         self._push_failure = reason
         self._set_degraded(reason)
 
-    async def _run_script(self, calls: Sequence[_Call], keep_from: int, now: float) -> list[Any]:
+    async def _run_script(
+        self, calls: Sequence[_Call], keep_from: int, now: float
+    ) -> tuple[list[Any], bool]:
         pipe = self._client.redis.pipeline(transaction=False)
-        for deployment, delta, count in calls:
+        for deployment, delta, count, seq in calls:
+            window, state = self.keys_of(deployment)
             # not pipe.evalsha(): redis-py's cluster pipeline refuses that name, as it
             # cannot know the script is loaded on every node; _record reloads it itself
             pipe.execute_command(
                 "EVALSHA",
                 _RECORD_SHA,
-                2,
-                *self.keys_of(deployment),
+                3,
+                window,
+                state,
+                f"{window[: -len(':window')]}:applied:{self._epoch}",
                 keep_from,
                 repr(now),
                 self._expiry_ms,
                 b"" if delta is None else _encode(delta),
                 self.replica,
                 "" if count is None else count,
+                "" if seq is None else seq,
             )
-        return list(await pipe.execute(raise_on_error=False))
+        if self._sentinel:  # acknowledged writes survive a failover once a replica has them
+            pipe.execute_command("WAIT", 1 if self._replicas > 0 else 0, WAIT_MS)
+            pipe.execute_command("ROLE")
+        results = list(await pipe.execute(raise_on_error=False))
+        if not self._sentinel:
+            return results, True
+        waited = self._replicas > 0
+        acknowledged, role = results[-2], results[-1]
+        self._replicas = _replicas_of(role)
+        confirmed = not waited or (isinstance(acknowledged, int) and acknowledged >= 1)
+        return results[:-2], confirmed
 
     async def _push_price(self, key: str, price: PriceOverride | None) -> None:
         """Raises StoreUnavailable when Redis does not take the write."""
@@ -195,14 +267,26 @@ class RedisStore(MetricsStore):
         await self._client.aclose()
 
 
-def _calls(entries: Entries, reports: dict[str, int]) -> list[_Call]:
+def _calls(sealed: Sequence[_Sealed], reports: dict[str, int]) -> list[_Call]:
     """One call per delta, in order; a deployment's in-flight count rides on its last."""
-    last = {deployment: i for i, (deployment, _) in enumerate(entries)}
+    last = {deployment: i for i, (deployment, _, _) in enumerate(sealed)}
     calls: list[_Call] = [
-        (d, delta, reports.get(d) if last[d] == i else None) for i, (d, delta) in enumerate(entries)
+        (d, delta, reports.get(d) if last[d] == i else None, seq)
+        for i, (d, delta, seq) in enumerate(sealed)
     ]
-    calls += [(d, None, count) for d, count in reports.items() if d not in last]
+    calls += [(d, None, count, None) for d, count in reports.items() if d not in last]
     return calls
+
+
+def _outcomes(delta: DeploymentDelta) -> int:
+    return int(sum(v for field, v in delta.counters.items() if field.endswith(":n")))
+
+
+def _replicas_of(role: Any) -> int:
+    """Replicas connected to a primary, from its ROLE reply: ["master", offset, [...]]."""
+    if isinstance(role, list | tuple) and len(role) >= 3 and isinstance(role[2], list | tuple):
+        return len(role[2])
+    return 0
 
 
 def _numbers(reply: dict[bytes, bytes]) -> dict[str, float]:
