@@ -27,7 +27,15 @@ from pathlib import Path
 import pytest
 import redis
 
-START_TIMEOUT = 5.0
+START_TIMEOUT = 30.0  # a loaded machine has taken over 5 s to start a server
+CLUSTER_TIMEOUT = 60.0  # the nodes agree on the slots through gossip: seconds under load
+PORT_TRIES = 5
+
+
+class _PortTaken(Exception):
+    """Another process bound the port between our pick and Redis's bind."""
+
+
 SENTINEL_SERVICE = "switchboard-test"
 
 
@@ -38,8 +46,14 @@ def free_port() -> int:
         return port
 
 
-def _wait(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _wait(
+    ready: Callable[[], bool],
+    what: str,
+    process: subprocess.Popen[bytes],
+    timeout: float = START_TIMEOUT,
+) -> None:
+    """Until `ready()`: fails if the process exits, or past `timeout`."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{what} exited with {process.returncode}")
@@ -49,7 +63,7 @@ def _wait(ready: Callable[[], bool], what: str, process: subprocess.Popen[bytes]
         except (redis.RedisError, OSError):
             pass
         time.sleep(0.02)
-    raise RuntimeError(f"{what} not ready within {START_TIMEOUT} s")
+    raise RuntimeError(f"{what} not ready within {timeout} s")
 
 
 class RedisServer:
@@ -57,6 +71,8 @@ class RedisServer:
 
     def __init__(self, *extra: str, port: int | None = None) -> None:
         self.port = port or free_port()
+        self._fixed_port = port is not None
+        self._started = False
         self.extra = extra
         self.dir = Path(tempfile.mkdtemp(prefix="switchboard-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
@@ -69,12 +85,37 @@ class RedisServer:
         return redis.Redis(port=self.port, socket_timeout=2)
 
     def start(self) -> RedisServer:
+        """Start it; the first time, on other free ports if another process took the ones
+        picked (a port is free when picked, and may not be by the time Redis binds it);
+        afterwards on the same ones, as a restart needs (nodes.conf, the clients)."""
+        for attempt in range(PORT_TRIES):
+            try:
+                self._start()
+            except _PortTaken:
+                if self._started or self._fixed_port or attempt == PORT_TRIES - 1:
+                    raise RuntimeError(f"redis-server: port {self.port} taken") from None
+                self._pick_ports()
+                continue
+            self._started = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _pick_ports(self) -> None:
+        self.port = free_port()
+        extra = list(self.extra)
+        if "--cluster-port" in extra:
+            extra[extra.index("--cluster-port") + 1] = str(free_port())
+        self.extra = tuple(extra)
+
+    def _start(self) -> None:
         command = [
             "redis-server",
             *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
             *("--save", "", "--appendonly", "no", "--logfile", "redis.log"),
             *self.extra,
         ]
+        log = self.dir / "redis.log"
+        log.unlink(missing_ok=True)  # what this start writes, to read if it fails
         # no pipes shared with the test run: a killed test must not leave them held open
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -83,9 +124,10 @@ class RedisServer:
             _wait(self._ping, f"redis-server on port {self.port}", self._process)
         except RuntimeError as exc:
             self.stop()
-            log = self.dir / "redis.log"
-            raise RuntimeError(f"{exc}\n{log.read_text() if log.exists() else ''}") from None
-        return self
+            text = log.read_text() if log.exists() else ""
+            if "Address already in use" in text:
+                raise _PortTaken from None
+            raise RuntimeError(f"{exc}\n{text}") from None
 
     def _ping(self) -> bool:
         with self.client() as client:
@@ -155,11 +197,11 @@ class RedisClusterServers:
             ],
             check=True,
             capture_output=True,
-            timeout=20,
+            timeout=CLUSTER_TIMEOUT,
         )
         for server in self.servers:
             assert server._process is not None
-            _wait(partial(_cluster_ok, server), "the cluster", server._process)
+            _wait(partial(_cluster_ok, server), "the cluster", server._process, CLUSTER_TIMEOUT)
 
     def close(self) -> None:
         for server in self.servers:
@@ -415,7 +457,12 @@ class DurableCluster(RedisClusterServers):
         server.stop()
         server.start()  # same port, same folder: nodes.conf and the AOF bring it back
         assert server._process is not None
-        _wait(partial(_cluster_ok, server), "the cluster after a restart", server._process)
+        _wait(
+            partial(_cluster_ok, server),
+            "the cluster after a restart",
+            server._process,
+            CLUSTER_TIMEOUT,
+        )
 
     def node_of(self, key: str) -> int:
         """The index of the master that holds `key`."""
