@@ -1,6 +1,7 @@
 """Governance across replicas: two gateway processes on one real Redis share rate limits,
 budgets, keys and idempotency exactly, as one process does on `memory://`; Redis going
-away costs no request (each replica limits alone, `/readyz` says degraded)."""
+away costs no request (each replica limits alone, `/readyz` says degraded). The budget
+and rate-limit tests run on standalone Redis, a 3-master cluster and Sentinel."""
 
 from __future__ import annotations
 
@@ -16,11 +17,15 @@ import openai
 import pytest
 
 from gateway.cli import main
+from gateway.governance.redis_store import RedisGovernanceStore
 from tests.gateway_process import GatewayProcess
 from tests.mock_upstream import JSONReply, MockUpstream, completion, make_usage
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisClusterServers, RedisSentinelServers, RedisServer
 from tests.routing_setup import HELLO, wait_until
 
+# each test starts Redis servers and two gateway processes, then waits on traffic: on a
+# machine loaded by several test suites at once that has taken over the default 120 s
+pytestmark = pytest.mark.timeout(600)
 ADMIN = "sk-replicas-admin"
 BUDGET_KEY = "sb-replicas-budget-000001"
 RPM_KEY = "sb-replicas-rpm-000000002"
@@ -39,40 +44,46 @@ def digest(key: str) -> str:
 Replicas = tuple[GatewayProcess, GatewayProcess, MockUpstream, RedisServer]
 
 
+def replicas_config(store: str, upstream: MockUpstream) -> dict[str, Any]:
+    # timeouts a loaded machine's event loop cannot trip while 200 requests arrive
+    separator = "&" if "?" in store else "?"
+    return {
+        "store": store + separator + "socket_timeout=5&socket_connect_timeout=5",
+        "auth": {
+            "keys": [
+                {
+                    "name": "budget",
+                    "key_sha256": digest(BUDGET_KEY),
+                    "budget_usd": {"daily": BUDGET},
+                },
+                {"name": "rpm", "key_sha256": digest(RPM_KEY), "rpm": 10},
+                {"name": "idem", "key_sha256": digest(IDEM_KEY)},
+            ]
+        },
+        "admin": {"key_sha256": digest(ADMIN)},
+        "governance": {"refresh": 0.2},
+        "providers": {"mock": {"kind": "openai", "base_url": upstream.url, "api_key": "sk-up"}},
+        "models": {
+            "test-model": {
+                "deployments": [
+                    {
+                        "provider": "mock",
+                        "model": "m",
+                        "input_per_mtok": 0,
+                        "output_per_mtok": OUTPUT_PRICE,
+                    }
+                ]
+            }
+        },
+    }
+
+
 @pytest.fixture(scope="module")
 def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
     folder = tmp_path_factory.mktemp("replicas")
     upstream = MockUpstream().start()
     with RedisServer() as server:
-        config: dict[str, Any] = {
-            "store": server.url + "?socket_timeout=5&socket_connect_timeout=5",
-            "auth": {
-                "keys": [
-                    {
-                        "name": "budget",
-                        "key_sha256": digest(BUDGET_KEY),
-                        "budget_usd": {"daily": BUDGET},
-                    },
-                    {"name": "rpm", "key_sha256": digest(RPM_KEY), "rpm": 10},
-                    {"name": "idem", "key_sha256": digest(IDEM_KEY)},
-                ]
-            },
-            "admin": {"key_sha256": digest(ADMIN)},
-            "governance": {"refresh": 0.2},
-            "providers": {"mock": {"kind": "openai", "base_url": upstream.url, "api_key": "sk-up"}},
-            "models": {
-                "test-model": {
-                    "deployments": [
-                        {
-                            "provider": "mock",
-                            "model": "m",
-                            "input_per_mtok": 0,
-                            "output_per_mtok": OUTPUT_PRICE,
-                        }
-                    ]
-                }
-            },
-        }
+        config = replicas_config(server.url, upstream)
         first = GatewayProcess(config, folder, "a").start()
         second = GatewayProcess(config, folder, "b").start()
         try:
@@ -83,20 +94,71 @@ def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
             upstream.stop()
 
 
+# (first gateway, second gateway, their upstream, the store's URL)
+Shared = tuple[GatewayProcess, GatewayProcess, MockUpstream, str]
+
+
+@pytest.fixture(scope="module", params=["redis", "cluster", "sentinel"])
+def shared(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Shared]:
+    """Two gateway processes on each kind of Redis: standalone (the module's `replicas`),
+    a 3-master cluster and a sentinel-watched primary."""
+    if request.param == "redis":
+        first, second, upstream, server = request.getfixturevalue("replicas")
+        yield first, second, upstream, server.url
+        return
+    servers: RedisClusterServers | RedisSentinelServers = (
+        RedisClusterServers() if request.param == "cluster" else RedisSentinelServers()
+    )
+    folder = tmp_path_factory.mktemp(f"replicas-{request.param}")
+    upstream = MockUpstream().start()
+    try:
+        servers.start()
+        config = replicas_config(servers.url, upstream)
+        first = GatewayProcess(config, folder, "a").start()
+        try:
+            second = GatewayProcess(config, folder, "b").start()
+            try:
+                yield first, second, upstream, servers.url
+            finally:
+                second.stop()
+        finally:
+            first.stop()
+    finally:
+        upstream.stop()
+        servers.close()
+
+
 @pytest.fixture
-def mock(replicas: Replicas) -> MockUpstream:
-    upstream = replicas[2]
+def shared_mock(shared: Shared) -> MockUpstream:
+    return answering_max_tokens(shared[2])
+
+
+def answering_max_tokens(upstream: MockUpstream) -> MockUpstream:
     upstream.reset()
     usage = make_usage(prompt_tokens=12, completion_tokens=MAX_TOKENS)
     upstream.set_default(JSONReply(completion(usage=usage), delay=0.3))
     return upstream
 
 
-def bucket_spent(server: RedisServer, name: str) -> int:
-    day = datetime.now(UTC).strftime("%Y-%m-%d")
-    with server.client() as client:
-        value = client.hget(f"switchboard:{{gov}}:key:{name}:d:{day}", "spent")
-    return int(value or 0)
+def shared_spent(url: str, name: str) -> int:
+    """A key's settled spend today, read as a replica reads it (any kind of Redis)."""
+
+    async def read() -> int:
+        store = RedisGovernanceStore(url)
+        bucket = f"key:{name}:d:{datetime.now(UTC).strftime('%Y-%m-%d')}"
+        try:
+            return (await store.spend([bucket]))[bucket][0]
+        finally:
+            await store.aclose()
+
+    return asyncio.run(read())
+
+
+@pytest.fixture
+def mock(replicas: Replicas) -> MockUpstream:
+    return answering_max_tokens(replicas[2])
 
 
 async def _burst(urls: list[str], key: str, count: int) -> list[httpx.Response]:
@@ -118,9 +180,9 @@ async def _burst(urls: list[str], key: str, count: int) -> list[httpx.Response]:
 
 
 def test_a_budget_holds_under_200_concurrent_requests_from_two_replicas(
-    replicas: Replicas, mock: MockUpstream
+    shared: Shared, shared_mock: MockUpstream
 ) -> None:
-    first, second, _, server = replicas
+    first, second, mock, url = shared
     answers = asyncio.run(_burst([first.url, second.url], BUDGET_KEY, 200))
     statuses = [a.status_code for a in answers]
     admitted = statuses.count(200)
@@ -131,12 +193,12 @@ def test_a_budget_holds_under_200_concurrent_requests_from_two_replicas(
     # the most that fits is 20; each admitted request reserved exactly what it cost
     assert FITS - 1 <= admitted <= FITS
     assert len(mock.requests) == admitted
-    wait_until(lambda: bucket_spent(server, "budget") == round(admitted * COST * 1e9), 10)
-    assert bucket_spent(server, "budget") <= BUDGET * 1e9
+    wait_until(lambda: shared_spent(url, "budget") == round(admitted * COST * 1e9), 30)
+    assert shared_spent(url, "budget") <= BUDGET * 1e9
 
 
-def test_requests_per_minute_across_replicas(replicas: Replicas, mock: MockUpstream) -> None:
-    first, second, _, _ = replicas
+def test_requests_per_minute_across_replicas(shared: Shared, shared_mock: MockUpstream) -> None:
+    first, second, _, _ = shared
     clients = [
         openai.OpenAI(base_url=f"{g.url}/v1", api_key=RPM_KEY, max_retries=0, timeout=10)
         for g in (first, second)
