@@ -35,8 +35,8 @@ class GatewayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        # a cold start imports a lot: on a loaded 2-core machine it has taken over 15 s
-        deadline = time.monotonic() + 60
+        # a cold start imports a lot: on a loaded 2-core machine it has taken over 60 s
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RuntimeError(f"the gateway exited: {self._log.read_text()}")

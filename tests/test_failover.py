@@ -30,6 +30,9 @@ from tests.mock_upstream import MockUpstream
 from tests.redis_server import DurableCluster, RedisServer, SentinelGroup
 from tests.routing_setup import wait_until
 
+# each test starts Redis servers and two gateway processes, then waits on traffic: on a
+# machine loaded by several test suites at once that has taken over the default 120 s
+pytestmark = pytest.mark.timeout(600)
 DEPLOYMENT = deployment_id("mock", "upstream-model-id")
 PRICE = PriceOverride(input_per_mtok=100.0, output_per_mtok=200.0)  # the config says 2 and 8
 CHAT = {"model": "test-model", "messages": [{"role": "user", "content": "hello"}]}
@@ -94,7 +97,7 @@ class SteadyTraffic:
     def sent_since(self, moment: float) -> int:
         return sum(o.sent_at >= moment for o in self.outcomes)
 
-    def wait_for(self, count: int, timeout: float = 60) -> None:
+    def wait_for(self, count: int, timeout: float = 120) -> None:
         target = len(self.outcomes) + count
         wait_until(lambda: len(self.outcomes) >= target, timeout)
 
@@ -169,7 +172,7 @@ def check_requests(what: str, url: str, traffic: SteadyTraffic) -> None:
         return readings[-1] == len(traffic.outcomes)
 
     try:
-        wait_until(counted, timeout=30)
+        wait_until(counted, timeout=90)
     finally:
         print(f"{what}: {readings[-1]} of {len(traffic.outcomes)} requests counted in Redis")
 
@@ -212,7 +215,7 @@ def check_spend(what: str, url: str, traffic: SteadyTraffic) -> None:
         return readings[-1] == (total, total)
 
     try:
-        wait_until(settled, timeout=30)
+        wait_until(settled, timeout=90)
     finally:
         spent, ledger = readings[-1]
         print(
@@ -255,11 +258,13 @@ def test_a_sentinel_failover_under_traffic_loses_no_request(
         sentinel_group.kill_primary()
         sentinel_group.wait_for_new_primary(old_port)
         outage = time.monotonic() - killed_at
-        wait_until(lambda: all_ready(gateways), timeout=30)  # both found the new primary
+        wait_until(lambda: all_ready(gateways), timeout=90)  # both found the new primary
         traffic.wait_for(100)
     errors, stall = report("sentinel failover", traffic, outage)
     assert errors == 0
-    assert stall < 5.0  # Redis is off the request path: no request waits for it
+    # Redis is off the request path: no request waits for it (a request stuck on a dead
+    # connection would wait the client's 30 s; scheduling on a loaded machine, ~1 s)
+    assert stall < 10.0
     # prices carried on: every answer, before, during and after, cost the override
     assert all(priced_by_the_override(o) for o in traffic.outcomes)
     # statistics carried on, all of them: each replica's writes wait until a replica
@@ -282,11 +287,11 @@ def test_a_cluster_node_restart_under_traffic_loses_nothing(
         down_at = time.monotonic()
         durable_cluster.restart(node)
         outage = time.monotonic() - down_at
-        wait_until(lambda: all_ready(gateways), timeout=30)
+        wait_until(lambda: all_ready(gateways), timeout=90)
         traffic.wait_for(100)
     errors, stall = report("cluster node restart", traffic, outage)
     assert errors == 0
-    assert stall < 5.0
+    assert stall < 10.0
     assert all(priced_by_the_override(o) for o in traffic.outcomes)
     # the node kept its data (append-only file) and the replicas' outboxes delivered
     # what it missed: every request is counted, once
@@ -314,14 +319,14 @@ def test_a_standalone_redis_restart_under_traffic_loses_no_spend(
         down_at = time.monotonic()
         server.stop()
         # both replicas notice, and serve on their own meanwhile
-        wait_until(lambda: all(g.get("/readyz")["status"] == "degraded" for g in gateways), 30)
+        wait_until(lambda: all(g.get("/readyz")["status"] == "degraded" for g in gateways), 90)
         traffic.wait_for(50)
         server.start()
         outage = time.monotonic() - down_at
-        wait_until(lambda: all_ready(gateways), timeout=30)
+        wait_until(lambda: all_ready(gateways), timeout=90)
         traffic.wait_for(100)
     errors, stall = report("standalone restart", traffic, outage)
     assert errors == 0
-    assert stall < 5.0
+    assert stall < 10.0
     check_requests("standalone restart", server.url, traffic)
     check_spend("standalone restart", server.url, traffic)
