@@ -127,6 +127,9 @@ def test_the_apis_behind_the_page_need_the_admin_key(gateway: GatewayServer) -> 
 
 
 def test_the_page_is_the_packages_own_files(gateway: GatewayServer) -> None:
+    root = httpx.get(f"{gateway.url}/", timeout=10)  # a browser at the bare address
+    assert root.status_code == 302
+    assert root.headers["location"] == "/ui"
     page = httpx.get(f"{gateway.url}/ui", timeout=10)
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, get
 from litestar.params import FromPath
+from litestar.response import Redirect
 
 from gateway.errors import JSON
 from gateway.governance.errors import StoreDown
@@ -80,6 +81,12 @@ def _file(name: str) -> Response[bytes]:
         raise PageFileNotFound(f"The status page has no file '{name[:100]}'.")
     body, media_type = found
     return Response(body, media_type=media_type, headers=_HEADERS)
+
+
+@get("/")
+async def root() -> Redirect:
+    """A browser opening the gateway's address lands on the status page."""
+    return Redirect(path="/ui", status_code=302)
 
 
 @get("/ui")
@@ -149,6 +156,7 @@ async def list_budgets(request: Request[Any, Any, Any]) -> Response[bytes]:
 
 
 ROUTES = [
+    root,
     status_page,
     status_page_file,
     recent_requests,
