@@ -16,6 +16,7 @@ import pytest
 from gateway.ingress.responses.decoding import decode_responses_body
 from gateway.ingress.responses.events import (
     StreamTranslator,
+    opening_frame,
     text_delta_frame,
     text_delta_middle,
 )
@@ -23,7 +24,7 @@ from gateway.ingress.responses.events import frame as event_frame
 from gateway.ingress.responses.from_chat import Echo, response_from_chat
 from gateway.ingress.responses.native import forwarded_fields
 from gateway.ingress.responses.to_chat import translate
-from gateway.ingress.responses.wire import TextDeltaEvent
+from gateway.ingress.responses.wire import CreatedEvent, InProgressEvent, TextDeltaEvent
 from providers.base import StreamChunk
 from providers.errors import (
     InvalidRequest,
@@ -262,6 +263,17 @@ def test_a_text_delta_framed_directly_is_the_events_own_encoding(text: str) -> N
         sequence_number=17, item_id='msg_ab"c', output_index=2, content_index=1, delta=text
     )
     assert text_delta_frame(17, text_delta_middle('msg_ab"c', 2, 1), text) == event_frame(event)
+
+
+def test_the_opening_events_framed_directly_are_their_own_encoding() -> None:
+    body = decoded({"model": "m", "input": "hi", "stream": True, "metadata": {"k": "v"}})
+    response = Echo(body.request, body.fields).response("resp_1", 7, "d", "in_progress", [])
+    encoded = msgspec.json.encode(response)
+    for sequence, event in ((0, CreatedEvent), (1, InProgressEvent)):
+        tag = event.__struct_config__.tag
+        assert isinstance(tag, str)
+        direct = opening_frame(tag.encode(), sequence, encoded)
+        assert direct == event_frame(event(sequence_number=sequence, response=response))
 
 
 # --------------------------------------------------------------------------- native bodies

@@ -104,15 +104,38 @@ class ChatToMessages:
                 f"{self._provider} sent a chunk that is not a chat chunk: {exc}",
                 provider=self._provider,
             ) from exc
-        frames: list[bytes] = []
-        if not self._started:
-            self._started = True
-            frames.append(self._message_start(view))
         if chunk.usage is not None:
             self._usage = chunk.usage
         if chunk.has_output:
             self._outputs += 1
-        for choice in (view.choices or [])[:1]:  # one answer: Messages has no `n`
+        choices, open_index = view.choices, self._open
+        if choices and open_index is not None and self._open_kind == "text":
+            choice = choices[0]
+            delta = choice.delta
+            if delta is not None:
+                text = delta.content
+                if (
+                    type(text) is str
+                    and text
+                    and not (delta.reasoning_content or delta.reasoning or delta.tool_calls)
+                ):
+                    # most chunks: more text for the open text block, one event built
+                    # here without the general path's calls (its CPU is per chunk)
+                    if choice.finish_reason:
+                        self._finish = choice.finish_reason
+                    chunk.data = b"%b%d%b%b}}\n\n" % (
+                        _DELTA_HEAD,
+                        open_index,
+                        b',"delta":{"type":"text_delta","text":',
+                        _encode(text),
+                    )
+                    chunk.usage_only = False
+                    return chunk
+        frames: list[bytes] = []
+        if not self._started:
+            self._started = True
+            frames.append(self._message_start(view))
+        for choice in (choices or [])[:1]:  # one answer: Messages has no `n`
             if choice.delta is not None:
                 self._delta(choice.delta, frames)
             if choice.finish_reason:

@@ -31,9 +31,7 @@ from gateway.ingress.responses.wire import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
     CompletedEvent,
-    CreatedEvent,
     IncompleteEvent,
-    InProgressEvent,
     ItemAddedEvent,
     ItemDoneEvent,
     ItemStatus,
@@ -118,6 +116,16 @@ def text_delta_frame(sequence: int, middle: bytes, text: str) -> bytes:
     return _TEXT_DELTA_HEAD + str(sequence).encode() + middle + _encode(text) + _TEXT_DELTA_TAIL
 
 
+def opening_frame(event: bytes, sequence: int, response: bytes) -> bytes:
+    """`response.created` or `response.in_progress` with its encoded response."""
+    return b'event: %b\ndata: {"type":"%b","sequence_number":%d,"response":%b}\n\n' % (
+        event,
+        event,
+        sequence,
+        response,
+    )
+
+
 class _Call:
     def __init__(self, index: int, item_id: str, call_id: str, name: str) -> None:
         self.index, self.id, self.call_id, self.name = index, item_id, call_id, name
@@ -158,8 +166,39 @@ class StreamTranslator:
             self._start(view.model)
         if view.choices:
             choice = view.choices[0]
-            if choice.delta is not None:
-                self._delta(choice.delta)
+            delta = choice.delta
+            if delta is not None:
+                message = self._message
+                text = delta.content
+                if (
+                    message is not None
+                    and message.text_delta  # the part being written is text
+                    and type(text) is str
+                    and text
+                    and not (delta.reasoning_content or delta.reasoning or delta.refusal)
+                    and not delta.tool_calls
+                ):
+                    # most chunks: more text for the open text part, one event, built
+                    # here without the general path's calls (its CPU is per chunk)
+                    part = message.parts[-1]
+                    assert isinstance(part, OutputText)
+                    part.text += text
+                    sequence = self._sequence
+                    self._sequence = sequence + 1
+                    data = b"%b%d%b%b%b" % (
+                        _TEXT_DELTA_HEAD,
+                        sequence,
+                        message.text_delta,
+                        _encode(text),
+                        _TEXT_DELTA_TAIL,
+                    )
+                    if choice.finish_reason:
+                        self._finish_reason = choice.finish_reason
+                    out, self._out = self._out, []
+                    more = chunk.more_buffered
+                    out.append(StreamChunk(data=data, has_output=True, more_buffered=more))
+                    return out
+                self._delta(delta)
             if choice.finish_reason:
                 self._finish_reason = choice.finish_reason
         return self._flush(chunk.more_buffered)
@@ -210,8 +249,12 @@ class StreamTranslator:
         self._started = True
         self._model = model or self._model
         response = self._echo.response(self._id, self._created_at, self._model, "in_progress", [])
-        self._emit(CreatedEvent(sequence_number=self._next(), response=response))
-        self._emit(InProgressEvent(sequence_number=self._next(), response=response))
+        # both events carry the same response: encoded once, framed as msgspec would
+        # frame each event (tests/test_responses_translation.py checks they agree)
+        body = _encode(response)
+        for event in (b"response.created", b"response.in_progress"):
+            frame_ = opening_frame(event, self._next(), body)
+            self._out.append(StreamChunk(data=frame_, more_buffered=True))
 
     def _open(self, item: OutputItem) -> int:
         index = len(self._items)
