@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 
 from gateway.ingress.responses.decoding import decode_responses_body
 from gateway.ingress.responses.events import (
+    ClosingChunk,
     StreamTranslator,
     opening_frame,
     text_delta_frame,
@@ -23,9 +24,11 @@ from gateway.ingress.responses.events import (
 from gateway.ingress.responses.events import frame as event_frame
 from gateway.ingress.responses.from_chat import Echo, response_from_chat
 from gateway.ingress.responses.native import forwarded_fields
+from gateway.ingress.responses.stream import closed_response
 from gateway.ingress.responses.to_chat import translate
 from gateway.ingress.responses.wire import CreatedEvent, InProgressEvent, TextDeltaEvent
 from providers.base import StreamChunk
+from providers.chat_types import Usage
 from providers.errors import (
     InvalidRequest,
     ProviderError,
@@ -38,6 +41,8 @@ from providers.http_client import Timeouts, UpstreamHTTP
 from providers.openai.adapter import _stream_chunk
 from providers.openai.responses import ResponsesAPI, ResponsesCall
 from providers.openai.wire import chunk_decoder, completion_decoder
+from routing.metadata import Cost, RoutingMetadata
+from routing.router import RoutedStream
 from tests.mock_upstream import ErrorReply, JSONReply, MockUpstream, SSEReply
 from tests.responses_mock import (
     DEFAULT_RESPONSE_ID,
@@ -274,6 +279,44 @@ def test_the_opening_events_framed_directly_are_their_own_encoding() -> None:
         assert isinstance(tag, str)
         direct = opening_frame(tag.encode(), sequence, encoded)
         assert direct == event_frame(event(sequence_number=sequence, response=response))
+
+
+class _FinishedStream:
+    usage_estimated = False
+
+
+@pytest.mark.parametrize("finish", ["stop", "length"])
+def test_the_closing_event_spliced_without_decoding_is_the_decoded_ones(finish: str) -> None:
+    """The translator's closing chunk gets `routing_metadata` spliced into its kept parts;
+    the bytes are those the general path (decode, splice, encode) makes of its frame."""
+    body = decoded({"model": "m", "input": "hi", "stream": True, "metadata": {"k": "v"}})
+    translator = StreamTranslator(Echo(body.request, body.fields), "r", "d", summary=False)
+    translator.feed(StreamChunk(data=b'{"choices":[{"delta":{"content":"Hi \\"x\\""}}]}'))
+    usage = Usage(prompt_tokens=3, completion_tokens=2, total_tokens=5)
+    data = b'{"choices":[{"delta":{},"finish_reason":"%b"}]}' % finish.encode()
+    translator.feed(StreamChunk(data=data, usage=usage))
+    closing = translator.finish()[-1]
+    assert isinstance(closing, ClosingChunk)
+    metadata = RoutingMetadata(
+        provider="p",
+        provider_model_id="d",
+        model_canonical="m",
+        routing_strategy="cost",
+        cost=Cost(usd=0.00012, input_usd=0.00004, output_usd=0.00008, estimated=False),
+        latency_ms=4.5,
+        ttft_ms=1.5,
+        throughput_tps=None,
+        attempts=[],
+        request_id="req",
+    )
+    stream = cast(RoutedStream, _FinishedStream())
+    fast, kept = closed_response(closing, metadata, stream)
+    slow, fields = closed_response(StreamChunk(data=closing.data), metadata, stream)
+    assert fast == slow
+    assert kept["output"] == fields["output"]
+    assert (
+        json.loads(fast.partition(b"data: ")[2])["response"]["routing_metadata"]["provider"] == "p"
+    )
 
 
 # --------------------------------------------------------------------------- native bodies

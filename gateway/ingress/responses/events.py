@@ -30,8 +30,6 @@ from gateway.ingress.responses.from_chat import (
 from gateway.ingress.responses.wire import (
     ArgumentsDeltaEvent,
     ArgumentsDoneEvent,
-    CompletedEvent,
-    IncompleteEvent,
     ItemAddedEvent,
     ItemDoneEvent,
     ItemStatus,
@@ -114,6 +112,15 @@ def text_delta_middle(item_id: str, output_index: int, content_index: int) -> by
 
 def text_delta_frame(sequence: int, middle: bytes, text: str) -> bytes:
     return _TEXT_DELTA_HEAD + str(sequence).encode() + middle + _encode(text) + _TEXT_DELTA_TAIL
+
+
+class ClosingChunk(StreamChunk, kw_only=True):
+    """A translated stream's closing event, with its parts: the frame up to the
+    response, the response, and its `output`."""
+
+    head: bytes
+    response: bytes
+    output: bytes
 
 
 def opening_frame(event: bytes, sequence: int, response: bytes) -> bytes:
@@ -219,14 +226,21 @@ class StreamTranslator:
             usage=responses_usage(self._usage) if self._usage is not None else None,
             incomplete=incomplete,
         )
-        sequence = self._next()
-        closing: StreamEvent = (
-            CompletedEvent(sequence_number=sequence, response=response)
-            if status == "completed"
-            else IncompleteEvent(sequence_number=sequence, response=response)
-        )
+        event = b"response.completed" if status == "completed" else b"response.incomplete"
+        # framed as msgspec frames the event (the response is its last field), and the
+        # parts kept, so the gateway splices `routing_metadata` in without decoding it
+        head = opening_frame(event, self._next(), b"")[:-3]
+        body = _encode(response)
         chunks = self._flush(False)
-        chunks.append(StreamChunk(data=frame(closing), usage=self._usage, usage_only=True))
+        closing = ClosingChunk(
+            data=head + body + b"}\n\n",
+            usage=self._usage,
+            usage_only=True,
+            head=head,
+            response=body,
+            output=_encode(response.output),
+        )
+        chunks.append(closing)
         return chunks
 
     # --- events out ----------------------------------------------------------------

@@ -17,8 +17,10 @@ from msgspec import Raw
 
 from gateway.accounting import RequestAccount
 from gateway.answers import with_metadata
+from gateway.ingress.responses.events import ClosingChunk
 from gateway.ingress.responses.from_chat import responses_usage
 from gateway.ingress.responses.wire import ErrorEvent, ResponseError
+from providers.base import StreamChunk
 from providers.errors import ProviderError, SwitchboardError
 from routing.metadata import RoutingMetadata
 from routing.router import RoutedStream
@@ -40,11 +42,16 @@ def _split(frame: bytes) -> tuple[bytes, bytes]:
 
 
 def closed_response(
-    frame: bytes, metadata: RoutingMetadata, stream: RoutedStream
+    chunk: StreamChunk, metadata: RoutingMetadata, stream: RoutedStream
 ) -> tuple[bytes, dict[str, Raw]]:
     """The closing frame with `routing_metadata` (and `usage.cost`) in its response, as a
-    whole Response has them; and that response's fields."""
-    head, data = _split(frame)
+    whole Response has them; and that response's fields (for a translated stream only
+    its `output`: all that is kept of it)."""
+    if type(chunk) is ClosingChunk and not stream.usage_estimated:
+        # the translator's: spliced without decoding and encoding the response again
+        body = with_metadata(chunk.response, metadata)
+        return chunk.head + body + b"}\n\n", {"output": Raw(chunk.output)}
+    head, data = _split(chunk.data)
     event = _fields.decode(data)
     response = _fields.decode(event["response"])
     if stream.usage_estimated and response.get("usage", _NULL) == _NULL:
@@ -84,13 +91,13 @@ async def sse_frames(
 ) -> AsyncIterator[bytes]:
     """`account` is closed as the stream ends, fails, or is left by the client (the
     metrics, the ledger and the request log read its record)."""
-    closing: bytes | None = None
+    closing: StreamChunk | None = None
     pending: list[bytes] = []
     sent = 0  # events so far: the next one's sequence number
     try:
         async for chunk in stream.chunks():
             if chunk.usage_only:
-                closing = chunk.data  # held back: it gets the metadata once all is known
+                closing = chunk  # held back: it gets the metadata once all is known
             else:
                 pending.append(chunk.data)
                 sent += 1
