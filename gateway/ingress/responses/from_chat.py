@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import msgspec
-from msgspec import Raw
+from msgspec import UNSET, Raw
 
 from gateway.ingress.responses.wire import (
     IncompleteDetails,
@@ -60,29 +60,41 @@ class Echo:
     """The request's settings, as every Response object of the request repeats them."""
 
     def __init__(self, request: ResponsesRequest, fields: dict[str, Raw]) -> None:
+        # inline `is UNSET` tests, not a helper per field: this runs on every request
+        u = UNSET
         reasoning = request.reasoning
+        instructions = request.instructions
+        max_output = request.max_output_tokens
+        max_calls = request.max_tool_calls
+        parallel = request.parallel_tool_calls
+        previous = request.previous_response_id
+        temperature = request.temperature
+        top_logprobs = request.top_logprobs
+        top_p = request.top_p
+        truncation = request.truncation
+        user = request.user
         self._template = ResponseObject(
             id="",
             created_at=0,
             status="in_progress",
             model="",
             output=[],
-            instructions=_set(request.instructions),
-            max_output_tokens=_set(request.max_output_tokens),
-            max_tool_calls=_set(request.max_tool_calls),
-            parallel_tool_calls=_set(request.parallel_tool_calls, True),
-            previous_response_id=_set(request.previous_response_id),
+            instructions=None if instructions is u else instructions,
+            max_output_tokens=None if max_output is u else max_output,
+            max_tool_calls=None if max_calls is u else max_calls,
+            parallel_tool_calls=True if parallel is u else parallel,
+            previous_response_id=None if previous is u else previous,
             reasoning=ReasoningEcho()
-            if isinstance(reasoning, msgspec.UnsetType)
+            if reasoning is u
             else ReasoningEcho(
                 effort=reasoning.effort, summary=reasoning.summary or reasoning.generate_summary
             ),
-            store=request.stores,
-            temperature=_set(request.temperature, 1.0),
-            top_logprobs=_set(request.top_logprobs, 0),
-            top_p=_set(request.top_p, 1.0),
-            truncation=_set(request.truncation, "disabled"),
-            user=_set(request.user),
+            store=request.store is not False,  # ResponsesRequest.stores
+            temperature=1.0 if temperature is u else temperature,
+            top_logprobs=0 if top_logprobs is u else top_logprobs,
+            top_p=1.0 if top_p is u else top_p,
+            truncation="disabled" if truncation is u else truncation,
+            user=None if user is u else user,
         )
         for name in ("text", "tool_choice", "tools", "metadata"):
             value = fields.get(name)
@@ -112,10 +124,6 @@ class Echo:
             incomplete_details=incomplete,
             error=error,
         )
-
-
-def _set(value: Any, default: Any = None) -> Any:
-    return default if isinstance(value, msgspec.UnsetType) else value
 
 
 def responses_usage(usage: Usage) -> ResponsesUsage:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, Mapping
+from functools import cached_property
 
 import msgspec
 from litestar.response.streaming import ASGIStreamingResponse
@@ -75,10 +76,14 @@ class _Turn:
         self.request_id = request_id
         self.response_id = new_id("resp")
         self.created_at = int(time.time())
-        self.echo = Echo(decoded.request, decoded.fields)
         self.history = previous.history if previous is not None else None
         self._native: dict[str, Raw] | None = None
         self._extensions: dict[str, dict[str, Raw]] | None = None
+
+    @cached_property
+    def echo(self) -> Echo:
+        """The settings a translated answer's Response repeats (a native one has its own)."""
+        return Echo(self.request, self.fields)
 
     def native_call(self, candidate: Candidate) -> ResponsesCall:
         if self._native is None:
