@@ -344,19 +344,22 @@ def test_hanging_upstream_times_out(
     response = gateway.post(request(stream))
     elapsed = time.monotonic() - started
     expect_error(response, 504, "api_error", "upstream_timeout", None, "time")
-    assert 0.4 <= elapsed < 1.2
-    assert upstream.wait_for_disconnect(timeout=2), "the hung request was not closed"
+    # the upstream never answers, so the 504 is the gateway's own timeout; no upper bound
+    # on the time, which a loaded machine could overrun
+    assert elapsed >= 0.5
+    assert upstream.wait_for_disconnect(timeout=30), "the hung request was not closed"
     still_serves(gateway, upstream)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_connection_refused(gateway_factory: StartGateway, stream: bool) -> None:
     dead = f"http://127.0.0.1:{closed_port()}/v1"
-    gateway = gateway_factory(upstream_config(dead, timeout=0.5))
+    # a refused connection fails at once: far inside the 30 s timeout it must not wait for
+    gateway = gateway_factory(upstream_config(dead, timeout=30))
     started = time.monotonic()
     response = gateway.post(request(stream))
     expect_error(response, 502, "api_error", "upstream_connect_failed", None, "connect")
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 15
 
 
 # --------------------------------------------------------------------------- mid-stream
@@ -413,16 +416,17 @@ def test_stalled_stream_times_out_with_error_event(
     upstream: MockUpstream, gateway_factory: StartGateway
 ) -> None:
     gateway = gateway_factory(upstream_config(upstream.url, read_timeout=0.3))
-    upstream.enqueue(SSEReply([*GOOD_START, chunk(finish_reason="stop")], delay_between=2.0))
+    # the upstream stalls for a minute: only the 0.3 s read timeout ends the stream sooner
+    upstream.enqueue(SSEReply([*GOOD_START, chunk(finish_reason="stop")], delay_between=60.0))
     started = time.monotonic()
     events = stream_events(gateway)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 30
     first, error_event, done = events
     assert json.loads(first)["object"] == "chat.completion.chunk"
     assert done == "[DONE]"
     error = envelope(json.loads(error_event))
     assert (error["type"], error["code"], error["param"]) == ("api_error", "upstream_timeout", None)
-    assert upstream.wait_for_disconnect(timeout=2)
+    assert upstream.wait_for_disconnect(timeout=30)
     still_serves(gateway, upstream)
 
 
@@ -430,19 +434,20 @@ def test_stream_running_past_the_deadline_ends_with_a_timeout_event(
     upstream: MockUpstream, gateway_factory: StartGateway
 ) -> None:
     config = upstream_config(upstream.url)
-    config["routing"] = {"deadline": 0.4}
+    config["routing"] = {"deadline": 2.0}
     gateway = gateway_factory(config)
-    trickle = [chunk(content=f"t{i} ") for i in range(30)] + [chunk(finish_reason="stop")]
-    upstream.enqueue(SSEReply(trickle, delay_between=0.05))
+    # 10 s of chunks: the 2 s deadline cuts the stream, however slow the machine
+    trickle = [chunk(content=f"t{i} ") for i in range(40)] + [chunk(finish_reason="stop")]
+    upstream.enqueue(SSEReply(trickle, delay_between=0.25))
     started = time.monotonic()
     *chunks, error_event, done = stream_events(gateway)
-    assert 0.4 <= time.monotonic() - started < 1.5
-    assert 3 <= len(chunks) < 30
+    assert time.monotonic() - started >= 2.0
+    assert 1 <= len(chunks) < 40
     assert done == "[DONE]"
     error = envelope(json.loads(error_event))
     assert (error["code"], error["param"]) == ("upstream_timeout", None)
     assert "deadline" in error["message"]
-    assert upstream.wait_for_disconnect(timeout=2), "the upstream request was not closed"
+    assert upstream.wait_for_disconnect(timeout=30), "the upstream request was not closed"
 
 
 # --------------------------------------------------------------------------- client gone
@@ -463,7 +468,7 @@ def test_client_disconnect_closes_the_upstream_request(
         assert [json.loads(next(data)[6:])["object"] for _ in range(2)] == [
             "chat.completion.chunk"
         ] * 2
-    assert upstream.wait_for_disconnect(timeout=3)
+    assert upstream.wait_for_disconnect(timeout=30)
     still_serves(gateway, upstream)
 
 
@@ -491,7 +496,7 @@ def test_sdk_stream_closed_early_closes_the_upstream_request(
     client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key="unused", max_retries=0)
     stream = client.chat.completions.create(model="test-model", messages=HELLO, stream=True)
     stop_reading(stream)
-    assert upstream.wait_for_disconnect(timeout=3)
+    assert upstream.wait_for_disconnect(timeout=30)
     client.close()
     still_serves(gateway, upstream)
 
