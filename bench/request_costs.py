@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import json
 import os
 import subprocess
@@ -37,12 +38,7 @@ from pathlib import Path
 from typing import Any
 
 BENCH = Path(__file__).resolve().parent
-# bench/profile.py would stand in for the standard library's `profile` that cProfile uses
-_path = sys.path[:]
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
-import cProfile  # noqa: E402
-
-sys.path[:] = [str(BENCH), str(BENCH.parent), *_path]
+sys.path[:] = [str(BENCH), str(BENCH.parent), *sys.path]
 
 import upstreams  # noqa: E402
 from procs import free_port, start_nginx, stop_all  # noqa: E402

@@ -10,7 +10,7 @@ share is the CPU spent in that code and what it calls that no more specific rule
 py-spy is not a project dependency: install it anywhere (`pip install py-spy` in a
 scratch venv) and put it on PATH or in PY_SPY.
 
-usage: python bench/profile.py CELL [--target gateway|floor] [--seconds 20] [--native]
+usage: python bench/sampling_profile.py CELL [--target gateway|floor] [--seconds 20] [--native]
   CELL: instant-sse-c64, instant-json-c64, realistic-sse-c64, ...
 Writes bench/results/profile-CELL-TARGET.{txt,svg} (the svg is py-spy's flame graph).
 """
