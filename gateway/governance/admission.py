@@ -17,7 +17,16 @@ from typing import NamedTuple
 
 from gateway.accounting import Admitted, RequestAccount
 from gateway.auth import ANONYMOUS, BudgetLimit, Caller, RateLimit
-from gateway.governance.ask import NANO, WINDOW_MS, Ask, BudgetAsk, RateAsk, Verdict, nano_usd
+from gateway.governance.ask import (
+    NANO,
+    WINDOW_MS,
+    Ask,
+    BudgetAsk,
+    RateAsk,
+    RateState,
+    Verdict,
+    nano_usd,
+)
 from gateway.governance.config import GovernanceConfig
 from gateway.governance.errors import BudgetExceeded, RateLimited
 from gateway.governance.periods import PERIODS, period_end, period_id
@@ -33,9 +42,14 @@ class _Profile(NamedTuple):
     budget_asks: tuple[BudgetAsk, ...]  # one per budget, in this period's bucket
     rate_keys: tuple[str, ...]  # one per caller.rates
     token_limits: tuple[tuple[str, int], ...]  # (tpm key, limit) to settle tokens on
+    # one per caller.rates: its ask when that never changes (rpm: cost 1), else None
+    fixed_asks: tuple[RateAsk | None, ...]
+    # per kind with limits: (its header names, the (index, limit) of each of its rates)
+    header_groups: tuple[tuple[tuple[str, str, str], tuple[tuple[int, int], ...]], ...]
 
 
 BUDGET_DENIAL_MS = 250  # a refused budget is refused locally this long (floods cost nothing)
+_KINDS = (("rpm", "requests"), ("tpm", "tokens"))
 
 
 def reset_text(ms: int) -> str:
@@ -113,10 +127,16 @@ class Governance:
                 hold="", shared=True, usd=0.0, tokens=0, budgets=profile.charged
             )
             return
-        rates = tuple(
-            RateAsk(key, r.limit, self._cost(r, prompt_tokens, output_tokens))
-            for key, r in zip(profile.rate_keys, caller.rates, strict=True)
-        )
+        # the rpm asks are built once per caller; a tpm ask costs this request's tokens
+        tokens = prompt_tokens + (output_tokens or 0)
+        asks: list[RateAsk] = []
+        for fixed, key, limit in zip(
+            profile.fixed_asks, profile.rate_keys, caller.rates, strict=True
+        ):
+            if fixed is None:
+                fixed = RateAsk(key, limit.limit, self._cost(limit, prompt_tokens, output_tokens))
+            asks.append(fixed)
+        rates = tuple(asks)
         amount = 0
         if profile.budget_asks:
             ceiling = output_ceiling(plan, output_tokens, self.config.default_max_output_tokens)
@@ -137,14 +157,14 @@ class Governance:
             now_ms = int(now * 1000)
             for rate, state in zip(ask.rates, verdict.rates, strict=True):
                 self._last[rate.key] = (state.remaining, state.reset_ms, now_ms)
-        if caller.rates:
-            account.headers.update(self._headers(caller, ask, verdict, now))
+        if profile.header_groups:
+            _admitted_headers(account.headers, profile.header_groups, verdict.rates)
         account.admitted = Admitted(
             hold=ask.hold,
             shared=verdict.shared,
             usd=amount / NANO,
             nano_usd=amount,
-            tokens=_tokens(prompt_tokens, output_tokens),
+            tokens=tokens,
             budgets=profile.charged,
             token_limits=profile.token_limits,
         )
@@ -182,6 +202,26 @@ class Governance:
                 (key, r.limit)
                 for key, r in zip(rate_keys, caller.rates, strict=True)
                 if r.kind == "tpm"
+            ),
+            fixed_asks=tuple(
+                RateAsk(key, r.limit, 1) if r.kind == "rpm" else None
+                for key, r in zip(rate_keys, caller.rates, strict=True)
+            ),
+            header_groups=tuple(
+                (
+                    (
+                        f"x-ratelimit-limit-{suffix}",
+                        f"x-ratelimit-remaining-{suffix}",
+                        f"x-ratelimit-reset-{suffix}",
+                    ),
+                    members,
+                )
+                for kind, suffix in _KINDS
+                if (
+                    members := tuple(
+                        (i, r.limit) for i, r in enumerate(caller.rates) if r.kind == kind
+                    )
+                )
             ),
         )
         if len(self._profiles) > 10_000:  # callers are rebuilt on every key refresh
@@ -269,7 +309,7 @@ class Governance:
     def _headers(self, caller: Caller, ask: Ask, verdict: Verdict, now: float) -> dict[str, str]:
         """OpenAI's `x-ratelimit-*` trios, for the tightest scope of each kind."""
         headers: dict[str, str] = {}
-        for kind, suffix in (("rpm", "requests"), ("tpm", "tokens")):
+        for kind, suffix in _KINDS:
             tightest: tuple[int, int, int] | None = None  # remaining, limit, reset
             for i, limit in enumerate(caller.rates):
                 if limit.kind != kind:
@@ -319,6 +359,25 @@ class Governance:
         elapsed = int(now * 1000) - at
         refilled = min(limit, remaining + int(elapsed * limit // WINDOW_MS))
         return refilled, limit, max(0, reset_ms - elapsed)
+
+
+def _admitted_headers(
+    headers: dict[str, str],
+    groups: tuple[tuple[tuple[str, str, str], tuple[tuple[int, int], ...]], ...],
+    states: tuple[RateState, ...],
+) -> None:
+    """`Governance._headers` for an admitted request, from the caller's precomputed
+    groups: per kind, the scope with the fewest remaining (the first on a tie)."""
+    for (limit_name, remaining_name, reset_name), members in groups:
+        index, limit = members[0]
+        best = states[index]
+        for index, other_limit in members[1:]:
+            state = states[index]
+            if state.remaining < best.remaining:
+                best, limit = state, other_limit
+        headers[limit_name] = str(limit)
+        headers[remaining_name] = str(best.remaining)
+        headers[reset_name] = reset_text(best.reset_ms)
 
 
 def _tokens(prompt_tokens: int, output_tokens: int | None) -> int:

@@ -5,6 +5,10 @@ times are milliseconds. A rate limit is GCRA over one minute: each request (or t
 pushes the scope's theoretical arrival time (TAT) on by `60000 / limit` ms, and it is
 admitted while the TAT stays within one minute of now, so a full minute's allowance may
 be used at once and then refills steadily.
+
+The admission types are built on every request and hold only strings, numbers and
+tuples of each other, so they can never be part of a reference cycle: `gc=False` keeps
+them out of the garbage collector's young generation.
 """
 
 from __future__ import annotations
@@ -20,18 +24,18 @@ def nano_usd(usd: float) -> int:
     return int(-(-usd * NANO // 1))
 
 
-class RateAsk(msgspec.Struct, frozen=True, array_like=True):
+class RateAsk(msgspec.Struct, frozen=True, array_like=True, gc=False):
     key: str  # e.g. `key:alice:rpm`
     limit: int  # per minute
     cost: int  # requests (1) or tokens this request takes
 
 
-class BudgetAsk(msgspec.Struct, frozen=True, array_like=True):
+class BudgetAsk(msgspec.Struct, frozen=True, array_like=True, gc=False):
     bucket: str  # e.g. `team:search:d:2026-12-07`
     limit: int  # nano-USD
 
 
-class Ask(msgspec.Struct, frozen=True, kw_only=True):
+class Ask(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     hold: str  # id of the reservation ("" with no budgets)
     rates: tuple[RateAsk, ...] = ()
     budgets: tuple[BudgetAsk, ...] = ()
@@ -39,12 +43,12 @@ class Ask(msgspec.Struct, frozen=True, kw_only=True):
     hold_ms: int = 0  # how long the reservation lives unless settled
 
 
-class RateState(msgspec.Struct, frozen=True, array_like=True):
+class RateState(msgspec.Struct, frozen=True, array_like=True, gc=False):
     remaining: int
     reset_ms: int  # until the scope's whole minute is available again
 
 
-class Verdict(msgspec.Struct, frozen=True, kw_only=True):
+class Verdict(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     allowed: bool
     shared: bool = False  # decided by the shared store (else by this replica alone)
     rates: tuple[RateState, ...] = ()  # one per `Ask.rates`, after this request

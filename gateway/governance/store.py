@@ -30,7 +30,7 @@ class GovernanceStatus(msgspec.Struct, kw_only=True):
     dropped: int = 0  # settlements given up on since start: the outbox overflowed
 
 
-class _Hold(msgspec.Struct):
+class _Hold(msgspec.Struct, gc=False):  # strings and numbers only: never in a cycle
     expires_ms: int
     amount: int
     buckets: tuple[str, ...]
@@ -130,27 +130,41 @@ class GovernanceStore:
     def admit_now(self, ask: Ask, now: int) -> Verdict:
         """The decision `admit.lua` makes, made here: nothing is taken unless all fits."""
         self._expire_holds(now)
-        tats = []
+        # on every request's path: the arithmetic of `interval_ms` and `_state` inlined
+        tats = self._tats
+        new_tats = []
         for i, rate in enumerate(ask.rates):
-            tat = max(self._tats.get(rate.key, now), now) + rate.cost * interval_ms(rate.limit)
+            tat = tats.get(rate.key, now)
+            if tat < now:
+                tat = now
+            tat += rate.cost * (WINDOW_MS / rate.limit)
             if tat - now > WINDOW_MS:
                 return Verdict(
                     allowed=False, refused=i, retry_after_ms=math.ceil(tat - now - WINDOW_MS)
                 )
-            tats.append(tat)
-        for i, budget in enumerate(ask.budgets):
-            used = self._spent.get(budget.bucket, 0) + self._held.get(budget.bucket, 0)
-            if used + ask.amount > budget.limit:
-                return Verdict(allowed=False, refused=len(ask.rates) + i)
+            new_tats.append(tat)
+        if ask.budgets:
+            spent, held, amount = self._spent, self._held, ask.amount
+            for i, budget in enumerate(ask.budgets):
+                bucket = budget.bucket
+                if spent.get(bucket, 0) + held.get(bucket, 0) + amount > budget.limit:
+                    return Verdict(allowed=False, refused=len(ask.rates) + i)
         states = []
-        for rate, tat in zip(ask.rates, tats, strict=True):
-            self._tats[rate.key] = tat
-            states.append(_state(rate.limit, tat, now))
+        for rate, tat in zip(ask.rates, new_tats, strict=True):
+            tats[rate.key] = tat
+            limit = rate.limit
+            remaining = int((WINDOW_MS - (tat - now)) // (WINDOW_MS / limit))
+            states.append(
+                RateState(
+                    0 if remaining < 0 else limit if remaining > limit else remaining,
+                    math.ceil(tat - now),
+                )
+            )
         if ask.budgets:
             buckets = tuple(b.bucket for b in ask.budgets)
             for bucket in buckets:
-                self._held[bucket] = self._held.get(bucket, 0) + ask.amount
-            self._holds[ask.hold] = _Hold(now + ask.hold_ms, ask.amount, buckets)
+                held[bucket] = held.get(bucket, 0) + amount
+            self._holds[ask.hold] = _Hold(now + ask.hold_ms, amount, buckets)
             heapq.heappush(self._expiries, (now + ask.hold_ms, ask.hold))
         return Verdict(allowed=True, rates=tuple(states))
 
@@ -202,9 +216,3 @@ class GovernanceStore:
 
     async def aclose(self) -> None:
         pass
-
-
-def _state(limit: int, tat: float, now: int) -> RateState:
-    interval = interval_ms(limit)
-    remaining = int((WINDOW_MS - (tat - now)) // interval)
-    return RateState(remaining=max(0, min(limit, remaining)), reset_ms=math.ceil(tat - now))
