@@ -181,8 +181,9 @@ def test_requests_in_flight_are_summed_over_the_workers(tmp_path: Path) -> None:
                 return sum(float(v) for v in IN_FLIGHT.findall(client.get("/metrics").text))
 
         # whichever worker answers the scrape, it reports both workers' (each publishes
-        # its count every second), and the scrape itself
-        wait_until(lambda: all(in_flight() == held + 1 for _ in range(6)), timeout=90)
+        # its count every second), and the scrape itself. The other worker's count may
+        # also hold a scrape it was answering when it last published: one more at most.
+        wait_until(lambda: all(held + 1 <= in_flight() <= held + 2 for _ in range(6)), timeout=90)
     finally:
         served.process.terminate()
         served.process.communicate(timeout=60)
