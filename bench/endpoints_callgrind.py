@@ -218,7 +218,10 @@ def main() -> None:
         (tmp / "nginx.conf").write_text(nginx_conf(tmp, ports))
         files = ["-p", f"{tmp}", "-e", f"{tmp}/nginx-error.log", "-c", f"{tmp}/nginx.conf"]
         nginx = spawn(["nginx", *files], tmp / "nginx.log")
-        up = lambda: all(port_open(p) for p in ports.values())  # noqa: E731
+
+        def up() -> bool:
+            return all(port_open(p) for p in ports.values())
+
         wait_until(up, "nginx", nginx, tmp / "nginx.log", 15)
         config = tmp / "gateway.yaml"
         config.write_text(gateway_conf(ports) + f"logging: {{output: {tmp}/requests.log}}\n")

@@ -157,7 +157,10 @@ def start_nginx(tmp: Path, ports: dict[str, int]) -> subprocess.Popen[bytes]:
     (tmp / "nginx.conf").write_text(nginx_conf(tmp, ports))
     files = ["-p", f"{tmp}", "-e", f"{tmp}/nginx-error.log", "-c", f"{tmp}/nginx.conf"]
     proc = spawn(pinned(LOAD_CPU, ["nginx", *files]), tmp / "nginx.log")
-    all_up = lambda: all(port_open(p) for p in ports.values())  # noqa: E731
+
+    def all_up() -> bool:
+        return all(port_open(p) for p in ports.values())
+
     wait_until(all_up, "nginx", proc, tmp / "nginx.log", 15)
     return proc
 
